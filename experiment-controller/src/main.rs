@@ -1,0 +1,9 @@
+//! Placeholder binary: says plainly that it does nothing yet, so no deployment mistakes it for
+//! a working controller.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("experiment-controller: not implemented yet; this build contains no experiment controller");
+    ExitCode::from(2)
+}

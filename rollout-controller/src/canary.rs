@@ -1,0 +1,404 @@
+//! The canary strategy (Argo's `rolloutCanary`): steps of `setWeight` and `pause`, replica
+//! weighting without traffic routing, and the stable/canary Service selectors.
+
+use shared_types::{
+    constants::{event_reason, pause_reason},
+    rollout::{CanaryStep, CanaryStrategy},
+};
+
+use crate::{
+    plan::{Ctx, steps_hash},
+    replicas::{BasicCanaryInput, RsCounts, basic_canary_counts, fence_posts},
+    replicaset as rsutil,
+};
+
+fn strategy<'a>(ctx: &Ctx<'a>) -> &'a CanaryStrategy {
+    // The caller only dispatches here for canary Rollouts; an empty strategy behaves like no steps.
+    static EMPTY: std::sync::OnceLock<CanaryStrategy> = std::sync::OnceLock::new();
+    ctx.rollout.spec.strategy.canary.as_ref().unwrap_or_else(|| EMPTY.get_or_init(CanaryStrategy::default))
+}
+
+fn step_count(ctx: &Ctx) -> i32 {
+    i32::try_from(strategy(ctx).steps().len()).unwrap_or(i32::MAX)
+}
+
+/// The current step index and step, from the status as read (Argo's `GetCurrentCanaryStep`).
+fn current_step<'a>(ctx: &Ctx<'a>) -> (Option<i32>, Option<&'a CanaryStep>) {
+    let steps = strategy(ctx).steps();
+    if steps.is_empty() {
+        return (None, None);
+    }
+    let index = ctx.old.current_step_index.unwrap_or(0);
+    (Some(index), usize::try_from(index).ok().and_then(|i| steps.get(i)))
+}
+
+/// Weight the canary should have now (Argo's `GetCanaryReplicasOrWeight` / `GetCurrentSetWeight`).
+pub(crate) fn desired_weight(ctx: &Ctx) -> i32 {
+    let max = strategy(ctx).max_traffic_weight();
+    let stable = ctx.old.stable_rs.as_deref().unwrap_or_default();
+    if ctx.old.promote_full.unwrap_or(false) || stable.is_empty() || ctx.old.current_pod_hash.as_deref() == Some(stable) {
+        return max;
+    }
+    if ctx.is_aborted() {
+        return 0;
+    }
+    let (index, step) = current_step(ctx);
+    let (Some(index), Some(_)) = (index, step) else { return max };
+    let steps = strategy(ctx).steps();
+    (0..=usize::try_from(index).unwrap_or(0))
+        .rev()
+        .find_map(|i| steps.get(i).and_then(|s| s.set_weight))
+        .unwrap_or(0)
+}
+
+fn counts(ctx: &Ctx, i: Option<usize>) -> Option<RsCounts> {
+    i.map(|i| RsCounts { spec: rsutil::spec_replicas(&ctx.rss[i]), available: rsutil::available_replicas(&ctx.rss[i]) })
+}
+
+/// Target `(canary, stable)` counts for this reconcile.
+fn target_counts(ctx: &Ctx) -> (i32, i32) {
+    let canary = strategy(ctx);
+    let stable = ctx.distinct_stable();
+    let others: i32 = ctx
+        .others()
+        .into_iter()
+        .filter(|i| Some(*i) != stable)
+        .map(|i| rsutil::spec_replicas(&ctx.rss[i]))
+        .sum();
+    basic_canary_counts(&BasicCanaryInput {
+        replicas: ctx.replicas,
+        weight: desired_weight(ctx),
+        max_weight: canary.max_traffic_weight(),
+        fence: fence_posts(ctx.replicas, canary.max_surge.as_ref(), canary.max_unavailable.as_ref()),
+        new_rs: counts(ctx, ctx.new_rs),
+        stable_rs: counts(ctx, stable),
+        other_spec_replicas: others,
+    })
+}
+
+/// Full reconcile of a canary Rollout.
+pub(crate) fn reconcile(ctx: &mut Ctx) {
+    let changed = ctx.template_or_steps_changed();
+    ctx.sync_revision();
+    if changed {
+        return sync_status(ctx);
+    }
+    ctx.cleanup_revision_history();
+    reconcile_services(ctx);
+    if reconcile_replica_sets(ctx) {
+        reconcile_pause(ctx);
+    }
+    sync_status(ctx);
+}
+
+/// Only keep ReplicaSet sizes right (spec.paused, a scaling event, an inconclusive pause).
+pub(crate) fn sync_replicas_only(ctx: &mut Ctx) {
+    if ctx.new_rs.is_some() {
+        ctx.sync_revision();
+    }
+    reconcile_replica_sets(ctx);
+    sync_status(ctx);
+}
+
+/// Stable Service to the stable ReplicaSet, canary Service to the new one (to stable when a
+/// basic canary is aborted).
+fn reconcile_services(ctx: &mut Ctx) {
+    let canary = strategy(ctx);
+    if let (Some(svc), Some(stable)) = (canary.stable_service.clone(), ctx.stable_rs) {
+        ensure_service_target(ctx, &svc, stable);
+    }
+    let Some(new) = ctx.new_rs else { return };
+    let Some(svc) = canary.canary_service.clone() else { return };
+    if ctx.is_aborted() && canary.traffic_routing.is_none() {
+        if let Some(stable) = ctx.stable_rs {
+            ensure_service_target(ctx, &svc, stable);
+        }
+        return;
+    }
+    ensure_service_target(ctx, &svc, new);
+}
+
+/// Switches a Service to a ReplicaSet once it can take traffic: fully available when the
+/// Service is adopted, at least one available pod afterwards.
+fn ensure_service_target(ctx: &mut Ctx, service: &str, rs: usize) {
+    let Some(hash) = rsutil::hash(&ctx.rss[rs]).map(str::to_string) else { return };
+    let managed = ctx.service_is_managed(service);
+    let replica_set = &ctx.rss[rs];
+    if !managed && !rsutil::is_fully_available(replica_set) {
+        return;
+    }
+    if ctx.service_selector(service).as_deref() != Some(hash.as_str())
+        && managed
+        && rsutil::available_replicas(replica_set) == 0
+        && rsutil::spec_replicas(replica_set) > 0
+    {
+        return;
+    }
+    ctx.switch_service(service, &hash);
+}
+
+/// Scales stable, then new, then the others, stopping after the first that changed (one
+/// ReplicaSet per reconcile, as Argo does). Returns true when nothing was scaled.
+fn reconcile_replica_sets(ctx: &mut Ctx) -> bool {
+    ctx.remove_scale_down_deadlines(false);
+    let (canary_target, stable_target) = target_counts(ctx);
+    if let Some(stable) = ctx.distinct_stable()
+        && ctx.scale(stable, stable_target)
+    {
+        return false;
+    }
+    if let Some(new) = ctx.new_rs
+        && ctx.scale(new, canary_target)
+    {
+        return false;
+    }
+    scale_down_others(ctx) == 0
+}
+
+/// Scales older ReplicaSets down: first to their available pods, then as far as the
+/// unavailability budget allows, newest revision first. Returns the pods removed.
+fn scale_down_others(ctx: &mut Ctx) -> i32 {
+    let mut others: Vec<usize> =
+        ctx.others().into_iter().filter(|i| rsutil::spec_replicas(&ctx.rss[*i]) > 0).collect();
+    if others.is_empty() {
+        return 0;
+    }
+    let mut total = 0;
+    for &i in &others {
+        let rs = &ctx.rss[i];
+        let (spec, available) = (rsutil::spec_replicas(rs), rsutil::available_replicas(rs));
+        if spec > available {
+            ctx.scale(i, available);
+            total += spec - available;
+        }
+    }
+    let canary = strategy(ctx);
+    let fence = fence_posts(ctx.replicas, canary.max_surge.as_ref(), canary.max_unavailable.as_ref());
+    let available: i32 = ctx.rss.iter().map(rsutil::available_replicas).sum();
+    let mut max_scale_down = available - (ctx.replicas - fence.max_unavailable);
+    others.sort_by_key(|i| std::cmp::Reverse(rsutil::revision(&ctx.rss[*i])));
+    for i in others {
+        if max_scale_down <= 0 {
+            break;
+        }
+        let spec = rsutil::spec_replicas(&ctx.rss[i]);
+        if spec == 0 {
+            continue;
+        }
+        let desired = if spec > max_scale_down { spec - max_scale_down } else { 0 };
+        if spec == desired {
+            continue;
+        }
+        ctx.scale(i, desired);
+        max_scale_down -= spec - desired;
+        total += spec - desired;
+    }
+    total
+}
+
+/// Adds the `CanaryPauseStep` condition when a pause step is reached (Argo's `reconcileCanaryPause`).
+fn reconcile_pause(ctx: &mut Ctx) {
+    if ctx.rollout.spec.is_paused() || step_count(ctx) == 0 || ctx.old.is_aborted() {
+        return;
+    }
+    let (_, Some(step)) = current_step(ctx) else { return };
+    let Some(pause) = &step.pause else { return };
+    let seconds = pause.duration_seconds().ok().flatten();
+    match ctx.pause_condition(pause_reason::CANARY_PAUSE_STEP).map(|c| c.start_time.0) {
+        None => {
+            if !ctx.old.is_controller_paused() {
+                ctx.add_pause(pause_reason::CANARY_PAUSE_STEP);
+                if let Some(s) = seconds {
+                    ctx.requeue(std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)) + std::time::Duration::from_secs(1));
+                }
+            }
+        }
+        Some(start) => {
+            if let Some(s) = seconds {
+                let end = start + k8s_openapi::jiff::SignedDuration::from_secs(s);
+                if end > ctx.now.0 {
+                    ctx.requeue_at(end);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the current step is done (Argo's `completedCurrentCanaryStep`).
+fn completed_current_step(ctx: &Ctx) -> bool {
+    if ctx.rollout.spec.is_paused() {
+        return false;
+    }
+    let (_, Some(step)) = current_step(ctx) else { return false };
+    if let Some(pause) = &step.pause {
+        let cond = ctx.pause_condition(pause_reason::CANARY_PAUSE_STEP);
+        if ctx.old.is_controller_paused() && cond.is_none() {
+            return true;
+        }
+        return match (pause.duration_seconds().ok().flatten(), cond) {
+            (Some(secs), Some(c)) => ctx.now.0 > c.start_time.0 + k8s_openapi::jiff::SignedDuration::from_secs(secs),
+            _ => false,
+        };
+    }
+    if step.set_weight.is_some() || step.set_canary_scale.is_some() {
+        return at_desired_counts(ctx);
+    }
+    // Header and mirror routes take effect at once; analysis, experiment and plugin steps
+    // complete when their controllers report success (not yet available: they wait).
+    step.set_header_route.is_some() || step.set_mirror_route.is_some()
+}
+
+/// Canary and stable have exactly their target pods and no other ReplicaSet serves traffic
+/// (Argo's `AtDesiredReplicaCountsForCanary`).
+fn at_desired_counts(ctx: &Ctx) -> bool {
+    let (canary_target, stable_target) = target_counts(ctx);
+    let Some(new) = ctx.new_rs() else { return false };
+    if rsutil::spec_replicas(new) != canary_target || rsutil::available_replicas(new) != canary_target {
+        return false;
+    }
+    if !strategy(ctx).dynamic_stable_scale() {
+        let Some(stable) = ctx.stable_rs() else { return false };
+        if rsutil::spec_replicas(stable) != stable_target || rsutil::status_replicas(stable) != stable_target {
+            return false;
+        }
+    }
+    let stable = ctx.distinct_stable();
+    ctx.others()
+        .into_iter()
+        .filter(|i| Some(*i) != stable)
+        .all(|i| rsutil::available_replicas(&ctx.rss[i]) == 0)
+}
+
+/// How Argo names a step in the `RolloutStepCompleted` event.
+fn step_text(step: &CanaryStep) -> String {
+    if let Some(w) = step.set_weight {
+        return format!("setWeight: {w}");
+    }
+    if let Some(p) = &step.pause {
+        return match &p.duration {
+            None => "pause".into(),
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i)) => format!("pause: {i}"),
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => format!("pause: {s}"),
+        };
+    }
+    if step.experiment.is_some() {
+        return "experiment".into();
+    }
+    if step.analysis.is_some() {
+        return "analysis".into();
+    }
+    if let Some(s) = &step.set_canary_scale {
+        if let Some(w) = s.weight {
+            return format!("setCanaryScale{{weight: {w}}}");
+        }
+        if let Some(r) = s.replicas {
+            return format!("setCanaryScale{{replicas: {r}}}");
+        }
+        return "setCanaryScale{matchTrafficWeight: true}".into();
+    }
+    if let Some(h) = &step.set_header_route {
+        return format!("setHeaderRoute: {}", h.name.clone().unwrap_or_default());
+    }
+    if let Some(m) = &step.set_mirror_route {
+        return format!("setMirrorRoute: {}", m.name);
+    }
+    if let Some(p) = &step.plugin {
+        return format!("plugin: {}", p.name);
+    }
+    String::new()
+}
+
+/// Computes and stores the status (Argo's `syncRolloutStatusCanary`).
+fn sync_status(ctx: &mut Ctx) {
+    let mut status = ctx.base_status();
+    status.available_replicas = Some(ctx.rss.iter().map(rsutil::available_replicas).sum());
+    status.hpa_replicas = Some(ctx.rss.iter().map(rsutil::status_replicas).sum());
+    status.selector = ctx.rollout.spec.selector.as_ref().map(format_selector);
+    status.current_step_hash = Some(steps_hash(ctx.rollout));
+    let steps = step_count(ctx);
+    let (mut index, _) = current_step(ctx);
+
+    if ctx.template_or_steps_changed() {
+        ctx.reset_status(&mut status);
+        let new_hash = ctx.new_rs().and_then(rsutil::hash).map(str::to_string);
+        if new_hash.is_some() && new_hash == ctx.old.stable_rs && steps > 0 {
+            ctx.event(event_reason::SKIP_STEPS, "Rollback to stable ReplicaSets");
+            status.current_step_index = Some(steps);
+        }
+        return finish(ctx, status);
+    }
+    if ctx.old.promote_full.unwrap_or(false) {
+        ctx.pause.clear = true;
+        ctx.pause.remove_abort = true;
+        if steps > 0 {
+            index = Some(steps);
+        }
+    }
+    if let Some(why) = should_full_promote(ctx) {
+        status.current_step_index = index;
+        ctx.promote_stable(&mut status, &why);
+        return finish(ctx, status);
+    }
+    if ctx.is_aborted() {
+        if steps > 0 {
+            status.current_step_index = Some(if status.stable_rs == status.current_pod_hash { steps } else { 0 });
+        }
+        return finish(ctx, status);
+    }
+    if completed_current_step(ctx)
+        && let Some(i) = index.as_mut()
+    {
+        *i += 1;
+        let done = usize::try_from(*i - 1).ok().and_then(|k| strategy(ctx).steps().get(k)).map(step_text).unwrap_or_default();
+        let message = format!("Rollout step {}/{steps} completed ({done})", *i);
+        ctx.event(event_reason::ROLLOUT_STEP_COMPLETED, message);
+        ctx.remove_pause(pause_reason::CANARY_PAUSE_STEP);
+    }
+    status.current_step_index = index;
+    finish(ctx, status);
+}
+
+fn finish(ctx: &mut Ctx, mut status: shared_types::rollout::RolloutStatus) {
+    let available = status.available_replicas.unwrap_or(0) >= ctx.replicas;
+    ctx.calculate_conditions(&mut status, available);
+    ctx.finish_status(status);
+}
+
+/// Why the new ReplicaSet should become stable now, if it should (Argo's `shouldFullPromote`).
+fn should_full_promote(ctx: &Ctx) -> Option<String> {
+    if ctx.stable_rs.is_none() {
+        return Some("Initial deploy".into());
+    }
+    if ctx.is_aborted() {
+        return None;
+    }
+    let new = ctx.new_rs()?;
+    if rsutil::available_replicas(new) != ctx.replicas {
+        return None;
+    }
+    if ctx.old.promote_full.unwrap_or(false) {
+        return Some("Full promotion requested".into());
+    }
+    let steps = step_count(ctx);
+    let (index, _) = current_step(ctx);
+    if steps == 0 || index == Some(steps) {
+        return Some(format!("Completed all {steps} canary steps"));
+    }
+    None
+}
+
+/// `metav1.FormatLabelSelector`: `k=v` pairs and expressions, comma separated.
+pub(crate) fn format_selector(selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> String {
+    let mut parts: Vec<String> = selector.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default();
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({})", e.key, values.join(",")),
+            "NotIn" => format!("{} notin ({})", e.key, values.join(",")),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => format!("{} {other} ({})", e.key, values.join(",")),
+        });
+    }
+    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+}

@@ -1,0 +1,212 @@
+//! Wiring: flags, the shared [`Context`], watches and the two controllers (Rollouts and the
+//! Services they release), the admin server and shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service};
+use kube::{
+    Api, Client, ResourceExt,
+    api::ListParams,
+    core::DeserializeGuard,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::{Action as Requeue, Config as ControllerConfig},
+        events::{Recorder, Reporter},
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use prometheus_client::registry::Registry;
+use shared_runtime::{admin, flags::CommonArgs};
+use shared_types::{constants::keys, rollout::Rollout};
+use tracing::{error, info, warn};
+
+use crate::{Error, metrics::Metrics, plan::referenced_services, reconcile, services};
+
+/// Flags of the rollout controller.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "rollout-controller", version, about = "Runs blue-green and canary updates of argoproj.io Rollouts")]
+pub struct Args {
+    /// Flags shared by all controllers.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Seconds between full resyncs of a Rollout when nothing else requeues it.
+    #[arg(long, env = "ARGO_ROLLOUTS_ROLLOUT_RESYNC", default_value_t = 900)]
+    pub rollout_resync: u64,
+    /// Rollouts reconciled in parallel.
+    #[arg(long, env = "ARGO_ROLLOUTS_ROLLOUT_THREADS", default_value_t = 10)]
+    pub rollout_threads: u16,
+}
+
+/// Settings the reconcilers read.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Fallback requeue interval.
+    pub resync: Duration,
+}
+
+/// Everything a reconcile needs, shared by all reconciles.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Settings.
+    pub config: Config,
+    /// Cached ReplicaSets carrying the pod-template-hash label.
+    pub replica_sets: Store<ReplicaSet>,
+    /// Cached Services.
+    pub services: Store<Service>,
+    /// Cached Rollouts.
+    pub rollouts: Store<DeserializeGuard<Rollout>>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(args: Args) -> Result<(), Error> {
+    shared_runtime::logging::init(&args.common.loglevel, args.common.logformat)?;
+    let client = shared_runtime::client(args.common.kubeconfig.as_deref()).await?;
+    let namespace = args.common.namespace.as_deref().filter(|n| !n.is_empty());
+    // Fail fast with a clear message when the CRD is missing.
+    let typed: Api<Rollout> = api(&client, namespace);
+    typed.list(&ListParams::default().limit(1)).await.map_err(Error::CrdMissing)?;
+
+    let (rs_store, rs_writer) = reflector::store::<ReplicaSet>();
+    let rs_stream = watcher(api::<ReplicaSet>(&client, namespace), watcher::Config::default().labels(keys::POD_TEMPLATE_HASH))
+        .default_backoff()
+        .reflect(rs_writer)
+        .touched_objects();
+    // One Service watch feeds both the Rollout controller (as a trigger) and the release controller.
+    let (svc_store, svc_writer) = reflector::store_shared::<Service>(1024);
+    let svc_for_rollouts = svc_writer.subscribe().ok_or(Error::Startup("service subscription"))?;
+    let svc_for_release = svc_writer.subscribe().ok_or(Error::Startup("service subscription"))?;
+    let svc_watch = watcher(api::<Service>(&client, namespace), watcher::Config::default())
+        .default_backoff()
+        .reflect_shared(svc_writer)
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                warn!(error = %e, "service watch error");
+            }
+        });
+
+    let rollouts_api: Api<DeserializeGuard<Rollout>> = api(&client, namespace);
+    let rollout_watch = watcher::Config::default().labels(&args.common.instance_selector());
+    let controller = Controller::new(rollouts_api, rollout_watch)
+        .with_config(ControllerConfig::default().concurrency(args.rollout_threads));
+    let rollouts = controller.store();
+    let mapper_store = rollouts.clone();
+    let controller = controller
+        .owns_stream(rs_stream)
+        .watches_shared_stream(svc_for_rollouts, move |svc: Arc<Service>| rollouts_referencing(&mapper_store, &svc));
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry, rollouts.clone());
+    let admin_state = admin::AdminState::new(registry);
+    let admin_tasks = admin::serve(admin_state.clone(), &[args.common.metrics_addr, args.common.healthz_addr]).await?;
+
+    let reporter = Reporter { controller: "rollouts-controller".into(), instance: std::env::var("POD_NAME").ok() };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        config: Config { resync: Duration::from_secs(args.rollout_resync.max(1)) },
+        replica_sets: rs_store.clone(),
+        services: svc_store.clone(),
+        rollouts: rollouts.clone(),
+    });
+
+    let readiness = {
+        let (rollouts, rs_store, svc_store, admin_state) = (rollouts.clone(), rs_store.clone(), svc_store.clone(), admin_state.clone());
+        async move {
+            let synced = rollouts.wait_until_ready().await.is_ok()
+                && rs_store.wait_until_ready().await.is_ok()
+                && svc_store.wait_until_ready().await.is_ok();
+            if synced {
+                info!("caches synced; ready");
+                admin_state.set_ready(true);
+            }
+            synced
+        }
+    };
+    let release_ctx = ctx.clone();
+    let release = async move {
+        // Releasing Services needs the full Rollout cache, or live Services would look orphaned.
+        if !readiness.await {
+            return;
+        }
+        Controller::for_shared_stream(svc_for_release, svc_store)
+            .graceful_shutdown_on(shared_runtime::shutdown_signal())
+            .run(services::reconcile, error_policy_service, release_ctx)
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    warn!(error = %e, "service release failed");
+                }
+            })
+            .await;
+    };
+    let rollout_controller = controller
+        .graceful_shutdown_on(shared_runtime::shutdown_signal())
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(rollout = %obj.name, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(Error::InvalidSpec, obj)) => {
+                    tracing::debug!(rollout = %obj.name, "invalid spec reported")
+                }
+                Err(e) => warn!(error = %e, "reconcile failed"),
+            }
+        });
+    info!(namespace = namespace.unwrap_or("<all>"), instance_id = args.common.instance_id.as_deref().unwrap_or(""), "starting rollout controller");
+    tokio::select! {
+        () = rollout_controller => {},
+        () = svc_watch => error!("service watch ended"),
+        () = release => {},
+    }
+    admin_state.set_ready(false);
+    for task in admin_tasks {
+        task.abort();
+    }
+    info!("rollout controller stopped");
+    Ok(())
+}
+
+/// Rollouts in the Service's namespace that name it.
+fn rollouts_referencing(store: &Store<DeserializeGuard<Rollout>>, svc: &Service) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
+    let namespace = svc.namespace();
+    let name = svc.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|guard| match &guard.0 {
+            Ok(r) => r.namespace() == namespace && referenced_services(r).iter().any(|(_, s)| *s == name),
+            Err(_) => false,
+        })
+        .map(|guard| ObjectRef::from_obj(&*guard))
+        .collect()
+}
+
+/// Back-off after a failed reconcile: quick for conflicts, slower for everything else.
+fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, _: Arc<Context>) -> Requeue {
+    match error {
+        Error::Api(kube::Error::Api(e)) if e.code == 409 => Requeue::requeue(Duration::from_millis(200)),
+        Error::InvalidSpec => Requeue::requeue(Duration::from_secs(10)),
+        _ => Requeue::requeue(Duration::from_secs(5)),
+    }
+}
+
+fn error_policy_service(_: Arc<Service>, _: &Error, _: Arc<Context>) -> Requeue {
+    Requeue::requeue(Duration::from_secs(5))
+}

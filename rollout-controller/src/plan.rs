@@ -1,0 +1,920 @@
+//! One reconcile of a Rollout as a pure function: from what was observed (the Rollout, its
+//! ReplicaSets and Services, the time) to what must change (actions, events, the new status and
+//! when to look again). The apply step in [`crate::reconcile`] only executes the plan.
+//!
+//! The steps follow Argo Rollouts' `syncHandler` so the same inputs lead to the same writes.
+//! Actions update a working copy of the observed objects, so later steps in the same reconcile
+//! see earlier changes (a new ReplicaSet, a switched Service selector), as Argo's do.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Service},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use shared_types::{
+    constants::{condition_type, event_reason, keys, message, reason},
+    field_error::FieldError,
+    hash,
+    rollout::{Rollout, RolloutStatus},
+    validation,
+};
+
+use crate::{
+    conditions::{calculate_phase, new_condition, remove_condition, set_condition},
+    replicaset as rsutil,
+};
+
+/// Everything one reconcile looks at.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The Rollout as last read.
+    pub rollout: Rollout,
+    /// ReplicaSets controlled by the Rollout (orphans already adopted).
+    pub replica_sets: Vec<ReplicaSet>,
+    /// Services the Rollout references, by name; missing ones are absent.
+    pub services: BTreeMap<String, Service>,
+    /// The current time.
+    pub now: Timestamp,
+}
+
+/// A write to the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Write `spec.replicas: 1` into a Rollout that has none (needed by HPAs).
+    DefaultSpecReplicas,
+    /// Set the Rollout's revision annotation.
+    SetRolloutRevision(String),
+    /// Create a ReplicaSet.
+    CreateReplicaSet(Box<ReplicaSet>),
+    /// Change a ReplicaSet's replicas, annotations (None removes) and minReadySeconds.
+    UpdateReplicaSet(ReplicaSetUpdate),
+    /// Delete an old ReplicaSet beyond the revision history limit.
+    DeleteReplicaSet(String),
+    /// Point a Service at a pod-template hash (and mark it managed by this Rollout).
+    SwitchService {
+        /// Service name.
+        service: String,
+        /// Hash to select.
+        hash: String,
+    },
+}
+
+/// Changes to one ReplicaSet.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplicaSetUpdate {
+    /// ReplicaSet name.
+    pub name: String,
+    /// resourceVersion the change was computed from (optimistic concurrency).
+    pub resource_version: Option<String>,
+    /// New `spec.replicas`.
+    pub replicas: Option<i32>,
+    /// New `spec.minReadySeconds`.
+    pub min_ready_seconds: Option<i32>,
+    /// Annotations to set (Some) or remove (None).
+    pub annotations: BTreeMap<String, Option<String>>,
+}
+
+/// A Kubernetes Event to record on the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `Normal` or `Warning`.
+    pub warning: bool,
+    /// Reason (CamelCase).
+    pub reason: String,
+    /// Human-readable note.
+    pub message: String,
+}
+
+/// What one reconcile decided.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Writes, in order.
+    pub actions: Vec<Action>,
+    /// Events to record.
+    pub events: Vec<Event>,
+    /// The status to write when it differs from the current one.
+    pub status: Option<RolloutStatus>,
+    /// Look again after this long even if nothing changes (pause end, scale-down deadline,
+    /// progress deadline).
+    pub requeue_after: Option<Duration>,
+    /// The spec is invalid (retry with back-off rather than at a fixed time).
+    pub invalid_spec: bool,
+}
+
+/// Pause and abort changes decided during a reconcile, applied to the status at the end
+/// (Argo's `pauseContext`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PauseChanges {
+    pub add: Vec<&'static str>,
+    pub remove: Vec<&'static str>,
+    pub clear: bool,
+    pub add_abort: bool,
+    pub remove_abort: bool,
+    pub abort_message: Option<String>,
+}
+
+/// Working state of one reconcile.
+pub(crate) struct Ctx<'a> {
+    pub rollout: &'a Rollout,
+    /// The status as read, with the pause-condition bookkeeping of this reconcile applied.
+    pub old: RolloutStatus,
+    pub now: Time,
+    pub replicas: i32,
+    /// Working copies of the ReplicaSets.
+    pub rss: Vec<ReplicaSet>,
+    pub services: BTreeMap<String, Service>,
+    pub new_rs: Option<usize>,
+    pub stable_rs: Option<usize>,
+    pub pause: PauseChanges,
+    pub plan: Plan,
+}
+
+/// Computes the plan for one reconcile.
+pub fn plan(observed: &Observed) -> Plan {
+    let rollout = &observed.rollout;
+    let now = Time(observed.now);
+    let mut ctx = Ctx {
+        rollout,
+        old: rollout.status.clone().unwrap_or_default(),
+        now,
+        replicas: rollout.spec.replicas(),
+        rss: observed.replica_sets.clone(),
+        services: observed.services.clone(),
+        new_rs: None,
+        stable_rs: None,
+        pause: PauseChanges::default(),
+        plan: Plan::default(),
+    };
+    if let Err(errors) = validate(observed) {
+        ctx.invalid_spec(&errors);
+        return ctx.plan;
+    }
+    if rollout.spec.replicas.is_none() {
+        // Argo writes the default into the spec first and continues on the next event.
+        ctx.plan.actions.push(Action::DefaultSpecReplicas);
+        return ctx.plan;
+    }
+    ctx.find_replica_sets();
+    ctx.check_paused_conditions();
+    let replicas_only = rollout.spec.is_paused()
+        || ctx.pause_condition(shared_types::constants::pause_reason::INCONCLUSIVE_ANALYSIS_RUN).is_some()
+        || ctx.is_scaling_event();
+    match (rollout.spec.strategy.blue_green.is_some(), replicas_only) {
+        (true, false) => crate::bluegreen::reconcile(&mut ctx),
+        (true, true) => crate::bluegreen::sync_replicas_only(&mut ctx),
+        (false, false) => crate::canary::reconcile(&mut ctx),
+        (false, true) => crate::canary::sync_replicas_only(&mut ctx),
+    }
+    ctx.plan
+}
+
+/// Spec validation plus the checks on referenced Services.
+fn validate(observed: &Observed) -> Result<(), Vec<FieldError>> {
+    let rollout = &observed.rollout;
+    validation::validate_rollout_spec(&rollout.spec)?;
+    let name = rollout.metadata.name.as_deref().unwrap_or_default();
+    let template_labels = rollout
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let mut errors = Vec::new();
+    for (path, svc_name) in referenced_services(rollout) {
+        match observed.services.get(&svc_name) {
+            None => errors.push(FieldError::new(
+                path,
+                format!("Invalid value: {svc_name:?}: services {svc_name:?} not found"),
+            )),
+            Some(svc) => {
+                let managed_by = svc
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(keys::MANAGED_BY_ROLLOUTS));
+                if managed_by.is_some_and(|m| m != name) {
+                    errors.push(FieldError::new(
+                        path.clone(),
+                        format!("Invalid value: {svc_name:?}: Service {svc_name:?} is managed by another Rollout"),
+                    ));
+                }
+                let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+                for (k, v) in &selector {
+                    if k != keys::POD_TEMPLATE_HASH && template_labels.get(k) != Some(v) {
+                        errors.push(FieldError::new(
+                            path.clone(),
+                            format!("Invalid value: {svc_name:?}: Service {svc_name:?} has unmatch label {k:?} in rollout"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// `(field path, service name)` of every Service the strategy names.
+pub fn referenced_services(rollout: &Rollout) -> Vec<(String, String)> {
+    let strategy = &rollout.spec.strategy;
+    let mut out = Vec::new();
+    if let Some(bg) = &strategy.blue_green {
+        out.push(("spec.strategy.blueGreen.activeService".to_string(), bg.active_service.clone()));
+        if let Some(p) = &bg.preview_service {
+            out.push(("spec.strategy.blueGreen.previewService".to_string(), p.clone()));
+        }
+    }
+    if let Some(c) = &strategy.canary {
+        if let Some(s) = &c.stable_service {
+            out.push(("spec.strategy.canary.stableService".to_string(), s.clone()));
+        }
+        if let Some(s) = &c.canary_service {
+            out.push(("spec.strategy.canary.canaryService".to_string(), s.clone()));
+        }
+    }
+    out.retain(|(_, name)| !name.is_empty());
+    out
+}
+
+impl Ctx<'_> {
+    pub fn name(&self) -> &str {
+        self.rollout.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn event(&mut self, reason: &str, message: impl Into<String>) {
+        self.plan.events.push(Event { warning: false, reason: reason.into(), message: message.into() });
+    }
+
+    pub fn warning(&mut self, reason: &str, message: impl Into<String>) {
+        self.plan.events.push(Event { warning: true, reason: reason.into(), message: message.into() });
+    }
+
+    /// Requeue no later than `after`.
+    pub fn requeue(&mut self, after: Duration) {
+        let after = after.max(Duration::from_millis(100));
+        self.plan.requeue_after = Some(self.plan.requeue_after.map_or(after, |r| r.min(after)));
+    }
+
+    /// Requeue at an absolute time.
+    pub fn requeue_at(&mut self, at: Timestamp) {
+        let remaining = at.duration_since(self.now.0);
+        let secs = remaining.as_secs_f64().max(0.0);
+        // One extra second so the deadline has surely passed when we look again.
+        self.requeue(Duration::from_secs_f64(secs) + Duration::from_secs(1));
+    }
+
+    fn invalid_spec(&mut self, errors: &[FieldError]) {
+        let first = errors.first().map(ToString::to_string).unwrap_or_default();
+        let msg = message::invalid_spec(self.name(), &first);
+        let mut status = self.old.clone();
+        let cond = new_condition(condition_type::INVALID_SPEC, "True", reason::INVALID_SPEC, msg.clone(), &self.now);
+        if set_condition(&mut status, cond) {
+            self.warning(event_reason::INVALID_SPEC, msg);
+        }
+        self.finish_status(status);
+        self.plan.invalid_spec = true;
+    }
+
+    /// Template hash the Rollout's current spec asks for.
+    pub fn desired_hash(&self) -> String {
+        let template = self.rollout.spec.template.clone().unwrap_or_default();
+        hash::pod_template_hash(&template, self.old.collision_count)
+    }
+
+    /// Picks the new ReplicaSet (matching the template hash) and the stable one (`status.stableRS`).
+    fn find_replica_sets(&mut self) {
+        let desired = self.desired_hash();
+        self.new_rs = self.index_of_hash(&desired);
+        let stable = self.old.stable_rs.clone().unwrap_or_default();
+        self.stable_rs = if stable.is_empty() { None } else { self.index_of_hash(&stable) };
+    }
+
+    /// `spec.replicas` changed since the ReplicaSets were last scaled (Argo's `isScalingEvent`).
+    fn is_scaling_event(&self) -> bool {
+        self.new_rs.is_some()
+            && self.rss.iter().filter(|rs| rsutil::spec_replicas(rs) > 0).any(|rs| {
+                rsutil::annotation(rs, keys::DESIRED_REPLICAS)
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .is_some_and(|d| d != self.replicas)
+            })
+    }
+
+    pub fn index_of_hash(&self, hash: &str) -> Option<usize> {
+        self.rss.iter().position(|rs| rsutil::hash(rs) == Some(hash))
+    }
+
+    pub fn new_rs(&self) -> Option<&ReplicaSet> {
+        self.new_rs.map(|i| &self.rss[i])
+    }
+
+    pub fn stable_rs(&self) -> Option<&ReplicaSet> {
+        self.stable_rs.map(|i| &self.rss[i])
+    }
+
+    /// The stable ReplicaSet when it is distinct from the new one.
+    pub fn distinct_stable(&self) -> Option<usize> {
+        self.stable_rs.filter(|s| Some(*s) != self.new_rs)
+    }
+
+    /// Indices of ReplicaSets that are neither new nor stable.
+    pub fn others(&self) -> Vec<usize> {
+        (0..self.rss.len()).filter(|i| Some(*i) != self.new_rs && Some(*i) != self.stable_rs).collect()
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        !self.pause.remove_abort && (self.pause.add_abort || self.old.is_aborted())
+    }
+
+    pub fn pause_condition(&self, reason: &str) -> Option<&shared_types::rollout::PauseCondition> {
+        self.old.pause_conditions().iter().find(|c| c.reason == reason)
+    }
+
+    /// Argo's `checkPausedConditions`: keep the Progressing (Unknown) and Paused conditions in
+    /// step with `spec.paused` and the pause conditions, and note a retry after an abort.
+    fn check_paused_conditions(&mut self) {
+        let observed_gen = self.rollout.metadata.generation.map(|g| g.to_string());
+        if self.old.observed_generation != observed_gen {
+            return;
+        }
+        let progressing = self.old.condition(condition_type::PROGRESSING).cloned();
+        let prog_paused = progressing.as_ref().is_some_and(|c| c.reason == reason::ROLLOUT_PAUSED);
+        let is_paused = !self.old.pause_conditions().is_empty() || self.rollout.spec.is_paused();
+        let abort_cond = progressing.as_ref().is_some_and(|c| c.reason == reason::ROLLOUT_ABORTED);
+        let mut updates = Vec::new();
+        if is_paused != prog_paused && !abort_cond {
+            updates.push(if is_paused {
+                new_condition(condition_type::PROGRESSING, "Unknown", reason::ROLLOUT_PAUSED, message::PAUSED, &self.now)
+            } else {
+                new_condition(condition_type::PROGRESSING, "Unknown", reason::ROLLOUT_RESUMED, message::RESUMED, &self.now)
+            });
+        }
+        if !self.old.is_aborted() && abort_cond {
+            updates.push(new_condition(condition_type::PROGRESSING, "Unknown", reason::ROLLOUT_RETRY, message::RETRY, &self.now));
+        }
+        let paused_true = self.old.condition(condition_type::PAUSED).is_some_and(|c| c.status == "True");
+        if is_paused != paused_true && !abort_cond {
+            let status = if is_paused { "True" } else { "False" };
+            updates.push(new_condition(condition_type::PAUSED, status, reason::ROLLOUT_PAUSED, message::PAUSED, &self.now));
+        }
+        for cond in updates {
+            set_condition(&mut self.old, cond);
+        }
+    }
+
+    /// Creates the new ReplicaSet when missing and keeps revisions in order (Argo's
+    /// `getAllReplicaSetsAndSyncRevision`).
+    pub fn sync_revision(&mut self) {
+        let max_old = self
+            .rss
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != self.new_rs)
+            .map(|(_, rs)| rsutil::revision(rs))
+            .max()
+            .unwrap_or(0);
+        let new_revision = max_old + 1;
+        match self.new_rs {
+            None => self.create_new_rs(new_revision),
+            Some(i) => {
+                let rs = &self.rss[i];
+                let mut update = ReplicaSetUpdate {
+                    name: rs.metadata.name.clone().unwrap_or_default(),
+                    resource_version: rs.metadata.resource_version.clone(),
+                    ..Default::default()
+                };
+                let current = rsutil::revision(rs);
+                if current < new_revision {
+                    update.annotations.insert(keys::REVISION.into(), Some(new_revision.to_string()));
+                    if current > 0 {
+                        let history = match rsutil::annotation(rs, keys::REVISION_HISTORY) {
+                            Some(h) if !h.is_empty() => format!("{h},{current}"),
+                            _ => current.to_string(),
+                        };
+                        update.annotations.insert(keys::REVISION_HISTORY.into(), Some(history));
+                    }
+                }
+                let wanted = rsutil::replica_set_annotations(self.rollout, 0, self.replicas);
+                for (k, v) in wanted {
+                    if k == keys::REVISION || k == keys::DESIRED_REPLICAS {
+                        continue;
+                    }
+                    if rsutil::annotation(rs, &k) != Some(v.as_str()) {
+                        update.annotations.insert(k, Some(v));
+                    }
+                }
+                let min_ready = self.rollout.spec.min_ready_seconds;
+                let rs_min_ready = rs.spec.min_ready_seconds;
+                if min_ready.unwrap_or(0) != rs_min_ready.unwrap_or(0) {
+                    update.min_ready_seconds = Some(min_ready.unwrap_or(0));
+                }
+                if !update.annotations.is_empty() || update.min_ready_seconds.is_some() {
+                    self.apply_update(i, update);
+                }
+                let revision = rsutil::revision(&self.rss[i]).to_string();
+                self.sync_rollout_revision(revision);
+            }
+        }
+    }
+
+    fn create_new_rs(&mut self, revision: i64) {
+        let hash = self.desired_hash();
+        let template = self.rollout.spec.template.clone().unwrap_or_default();
+        let rs = rsutil::new_replica_set(self.rollout, &template, &hash, revision);
+        let rs_name = rs.metadata.name.clone().unwrap_or_default();
+        self.event(event_reason::NEW_REPLICA_SET_CREATED, format!("Created ReplicaSet {rs_name} (revision {revision})"));
+        self.plan.actions.push(Action::CreateReplicaSet(Box::new(rs.clone())));
+        self.rss.push(rs);
+        self.new_rs = Some(self.rss.len() - 1);
+        let cond = new_condition(
+            condition_type::PROGRESSING,
+            "True",
+            reason::NEW_REPLICA_SET_CREATED,
+            message::new_replica_set_created(&rs_name),
+            &self.now,
+        );
+        set_condition(&mut self.old, cond);
+        self.sync_rollout_revision(revision.to_string());
+    }
+
+    fn sync_rollout_revision(&mut self, revision: String) {
+        let current = self.rollout.metadata.annotations.as_ref().and_then(|a| a.get(keys::REVISION));
+        if current != Some(&revision) {
+            self.event(event_reason::ROLLOUT_UPDATED, format!("Rollout updated to revision {revision}"));
+            self.plan.actions.push(Action::SetRolloutRevision(revision));
+        }
+    }
+
+    /// The Rollout's revision after this reconcile.
+    pub fn rollout_revision(&self) -> String {
+        self.plan
+            .actions
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::SetRolloutRevision(r) => Some(r.clone()),
+                _ => None,
+            })
+            .or_else(|| self.rollout.metadata.annotations.as_ref().and_then(|a| a.get(keys::REVISION).cloned()))
+            .unwrap_or_default()
+    }
+
+    /// Records an update and applies it to the working copy.
+    pub fn apply_update(&mut self, i: usize, update: ReplicaSetUpdate) {
+        let rs = &mut self.rss[i];
+        if let Some(r) = update.replicas {
+            rs.spec.replicas = Some(r);
+        }
+        if let Some(m) = update.min_ready_seconds {
+            rs.spec.min_ready_seconds = Some(m);
+        }
+        let annotations = rs.metadata.annotations.get_or_insert_with(Default::default);
+        for (k, v) in &update.annotations {
+            match v {
+                Some(v) => {
+                    annotations.insert(k.clone(), v.clone());
+                }
+                None => {
+                    annotations.remove(k);
+                }
+            }
+        }
+        // Merge consecutive updates of the same ReplicaSet into one write.
+        if let Some(Action::UpdateReplicaSet(prev)) = self.plan.actions.last_mut()
+            && prev.name == update.name
+        {
+            prev.replicas = update.replicas.or(prev.replicas);
+            prev.min_ready_seconds = update.min_ready_seconds.or(prev.min_ready_seconds);
+            prev.annotations.extend(update.annotations);
+            return;
+        }
+        self.plan.actions.push(Action::UpdateReplicaSet(update));
+    }
+
+    /// Scales a ReplicaSet (Argo's `scaleReplicaSetAndRecordEvent`): also records the desired
+    /// replicas annotation and drops a scale-down deadline when going to zero. Returns whether
+    /// the replica count changed.
+    pub fn scale(&mut self, i: usize, target: i32) -> bool {
+        let rs = &self.rss[i];
+        let current = rsutil::spec_replicas(rs);
+        let desired_annotation = rsutil::annotation(rs, keys::DESIRED_REPLICAS).map(str::to_string);
+        let wanted_annotation = self.replicas.to_string();
+        if current == target && desired_annotation.as_deref() == Some(wanted_annotation.as_str()) {
+            return false;
+        }
+        let name = rs.metadata.name.clone().unwrap_or_default();
+        let mut update = ReplicaSetUpdate {
+            name: name.clone(),
+            resource_version: rs.metadata.resource_version.clone(),
+            replicas: Some(target),
+            ..Default::default()
+        };
+        update.annotations.insert(keys::DESIRED_REPLICAS.into(), Some(wanted_annotation));
+        if target == 0 && rsutil::annotation(rs, keys::SCALE_DOWN_DEADLINE).is_some() {
+            update.annotations.insert(keys::SCALE_DOWN_DEADLINE.into(), None);
+        }
+        let revision = rsutil::revision(rs);
+        self.apply_update(i, update);
+        if current != target {
+            let direction = if target > current { "up" } else { "down" };
+            self.event(
+                event_reason::SCALING_REPLICA_SET,
+                format!("Scaled {direction} ReplicaSet {name} (revision {revision}) from {current} to {target}"),
+            );
+        }
+        current != target
+    }
+
+    /// Sets or removes the scale-down deadline annotation.
+    pub fn set_scale_down_deadline(&mut self, i: usize, deadline: Option<Timestamp>) {
+        let rs = &self.rss[i];
+        let value = deadline.map(|d| format_deadline(d));
+        if rsutil::annotation(rs, keys::SCALE_DOWN_DEADLINE) == value.as_deref() {
+            return;
+        }
+        let mut update = ReplicaSetUpdate {
+            name: rs.metadata.name.clone().unwrap_or_default(),
+            resource_version: rs.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        update.annotations.insert(keys::SCALE_DOWN_DEADLINE.into(), value);
+        self.apply_update(i, update);
+    }
+
+    /// Removes scale-down deadlines from the new and stable ReplicaSets, so going back to a
+    /// delayed ReplicaSet revives it.
+    pub fn remove_scale_down_deadlines(&mut self, keep_new: bool) {
+        let targets: Vec<usize> = [if keep_new { None } else { self.new_rs }, self.stable_rs].into_iter().flatten().collect();
+        for i in targets {
+            if rsutil::annotation(&self.rss[i], keys::SCALE_DOWN_DEADLINE).is_some() {
+                self.set_scale_down_deadline(i, None);
+            }
+        }
+    }
+
+    /// Points a Service at the ReplicaSet with `hash` (Argo's `switchServiceSelector`).
+    pub fn switch_service(&mut self, service: &str, hash: &str) {
+        let rollout_name = self.name().to_string();
+        let Some(svc) = self.services.get_mut(service) else { return };
+        let selector = svc.spec.get_or_insert_with(Default::default).selector.get_or_insert_with(Default::default);
+        let old = selector.get(keys::POD_TEMPLATE_HASH).cloned().unwrap_or_default();
+        let annotations = svc.metadata.annotations.get_or_insert_with(Default::default);
+        let managed = annotations.get(keys::MANAGED_BY_ROLLOUTS).is_some();
+        if old == hash && managed {
+            return;
+        }
+        selector.insert(keys::POD_TEMPLATE_HASH.into(), hash.into());
+        annotations.insert(keys::MANAGED_BY_ROLLOUTS.into(), rollout_name);
+        self.plan.actions.push(Action::SwitchService { service: service.into(), hash: hash.into() });
+        if old != hash {
+            self.event(event_reason::SWITCH_SERVICE, format!("Switched selector for service '{service}' from '{old}' to '{hash}'"));
+        }
+    }
+
+    /// The hash a Service currently selects.
+    pub fn service_selector(&self, service: &str) -> Option<String> {
+        self.services
+            .get(service)?
+            .spec
+            .as_ref()?
+            .selector
+            .as_ref()?
+            .get(keys::POD_TEMPLATE_HASH)
+            .cloned()
+    }
+
+    /// Whether the Service is already marked as managed by a Rollout.
+    pub fn service_is_managed(&self, service: &str) -> bool {
+        self.services
+            .get(service)
+            .and_then(|s| s.metadata.annotations.as_ref())
+            .is_some_and(|a| a.contains_key(keys::MANAGED_BY_ROLLOUTS))
+    }
+
+    /// Deletes the oldest scaled-down ReplicaSets beyond `revisionHistoryLimit`.
+    pub fn cleanup_revision_history(&mut self) {
+        let limit = usize::try_from(self.rollout.spec.revision_history_limit()).unwrap_or(0);
+        let mut candidates: Vec<usize> = self
+            .others()
+            .into_iter()
+            .filter(|i| {
+                let rs = &self.rss[*i];
+                rsutil::spec_replicas(rs) == 0 && rsutil::status_replicas(rs) == 0 && rs.metadata.deletion_timestamp.is_none()
+            })
+            .collect();
+        if candidates.len() <= limit {
+            return;
+        }
+        candidates.sort_by_key(|i| rsutil::revision(&self.rss[*i]));
+        let excess = candidates.len() - limit;
+        for i in candidates.into_iter().take(excess) {
+            let name = self.rss[i].metadata.name.clone().unwrap_or_default();
+            self.plan.actions.push(Action::DeleteReplicaSet(name));
+        }
+    }
+
+    /// Counts over all ReplicaSets and the status fields every strategy shares (Argo's
+    /// `calculateBaseStatus`).
+    pub fn base_status(&self) -> RolloutStatus {
+        let mut status = RolloutStatus {
+            current_pod_hash: Some(
+                self.new_rs().and_then(rsutil::hash).map(str::to_string).unwrap_or_else(|| self.desired_hash()),
+            ),
+            replicas: Some(self.rss.iter().map(rsutil::status_replicas).sum()),
+            updated_replicas: Some(self.new_rs().map_or(0, rsutil::status_replicas)),
+            ready_replicas: Some(self.rss.iter().map(rsutil::ready_replicas).sum()),
+            collision_count: self.old.collision_count,
+            conditions: self.old.conditions.clone(),
+            restarted_at: self.old.restarted_at.clone(),
+            stable_rs: self.old.stable_rs.clone(),
+            ..Default::default()
+        };
+        remove_condition(&mut status, condition_type::INVALID_SPEC);
+        let promote_full = self.old.promote_full.unwrap_or(false) && status.current_pod_hash != status.stable_rs;
+        status.promote_full = promote_full.then_some(true);
+        status
+    }
+
+    /// Whether the pod template or the canary steps changed since the status was written.
+    pub fn template_or_steps_changed(&self) -> bool {
+        let steps_changed = match self.old.current_step_hash.as_deref() {
+            Some(h) if !h.is_empty() => self.rollout.spec.strategy.canary.is_some() && h != steps_hash(self.rollout),
+            _ => false,
+        };
+        steps_changed || self.pod_spec_changed()
+    }
+
+    /// Whether the pod template changed since the status was written.
+    pub fn pod_spec_changed(&self) -> bool {
+        match self.old.current_pod_hash.as_deref() {
+            Some(h) if !h.is_empty() => {
+                let current = self.new_rs().and_then(rsutil::hash).map(str::to_string).unwrap_or_else(|| self.desired_hash());
+                h != current
+            }
+            _ => false,
+        }
+    }
+
+    /// Clears what belongs to the previous update when a new one starts.
+    pub fn reset_status(&mut self, status: &mut RolloutStatus) {
+        self.pause.clear = true;
+        self.pause.remove_abort = true;
+        status.promote_full = None;
+        status.blue_green.get_or_insert_with(Default::default).scale_up_preview_check_point = None;
+        let steps = self.rollout.spec.strategy.canary.as_ref().map_or(0, |c| c.steps().len());
+        status.current_step_index = (steps > 0).then_some(0);
+        status.restarted_at = self.rollout.spec.restart_at.clone();
+    }
+
+    /// Makes the new ReplicaSet the stable one (Argo's `promoteStable`).
+    pub fn promote_stable(&mut self, status: &mut RolloutStatus, why: &str) {
+        self.pause.clear = true;
+        self.pause.remove_abort = true;
+        if let Some(canary) = &self.rollout.spec.strategy.canary {
+            let steps = canary.steps().len();
+            status.current_step_index = (steps > 0).then(|| i32::try_from(steps).unwrap_or(i32::MAX));
+        }
+        if status.stable_rs != status.current_pod_hash {
+            status.stable_rs = status.current_pod_hash.clone();
+            let revision = self.rollout_revision();
+            let hash = status.current_pod_hash.clone().unwrap_or_default();
+            self.event(
+                event_reason::ROLLOUT_COMPLETED,
+                format!("Rollout completed update to revision {revision} ({hash}): {why}"),
+            );
+        }
+    }
+
+    /// Progressing, Available, Healthy, Completed and abort conditions (Argo's
+    /// `calculateRolloutConditions`).
+    pub fn calculate_conditions(&mut self, status: &mut RolloutStatus, available_now: bool) {
+        let is_paused = !self.old.pause_conditions().is_empty() || self.rollout.spec.is_paused();
+        let aborted = self.is_aborted();
+        let now = self.now.clone();
+        let healthy = !is_paused && self.rollout_complete(status, true);
+        let became_unhealthy = if healthy {
+            set_condition(status, new_condition(condition_type::HEALTHY, "True", reason::ROLLOUT_HEALTHY, message::HEALTHY, &now));
+            false
+        } else {
+            set_condition(status, new_condition(condition_type::HEALTHY, "False", reason::ROLLOUT_HEALTHY, message::NOT_HEALTHY, &now))
+        };
+
+        let current = self.old.condition(condition_type::PROGRESSING).cloned();
+        let rs_name = self.new_rs().and_then(|rs| rs.metadata.name.clone());
+        if !aborted {
+            if self.rollout_complete(status, false) {
+                let msg = message::replica_set_completed(rs_name.as_deref().unwrap_or_default());
+                set_condition(status, new_condition(condition_type::PROGRESSING, "True", reason::NEW_REPLICA_SET_AVAILABLE, msg, &now));
+            } else if self.made_progress(status) {
+                let (why, msg) = if status.stable_rs == status.current_pod_hash && became_unhealthy {
+                    (reason::REPLICA_SET_NOT_AVAILABLE, message::NOT_AVAILABLE.to_string())
+                } else {
+                    let msg = match &rs_name {
+                        Some(n) => message::replica_set_progressing(n),
+                        None => message::rollout_progressing(self.name()),
+                    };
+                    (reason::REPLICA_SET_UPDATED, msg)
+                };
+                let mut cond = new_condition(condition_type::PROGRESSING, "True", why, msg, &now);
+                // Progress refreshes lastUpdateTime even with the same reason (it drives the deadline).
+                if let Some(c) = &current {
+                    if c.status == "True" {
+                        cond.last_transition_time = c.last_transition_time.clone();
+                    }
+                    remove_condition(status, condition_type::PROGRESSING);
+                }
+                set_condition(status, cond);
+            } else if !is_paused && self.timed_out(status) {
+                let msg = match &rs_name {
+                    Some(n) => message::replica_set_timed_out(n),
+                    None => format!("Rollout \"{}\" has timed out progressing.", self.name()),
+                };
+                let cond = new_condition(condition_type::PROGRESSING, "False", reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone(), &now);
+                if set_condition(status, cond) {
+                    self.warning(reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone());
+                    if self.rollout.spec.progress_deadline_abort() && status.stable_rs != status.current_pod_hash {
+                        self.pause.add_abort = true;
+                        self.pause.abort_message = Some(format!("{}: {msg}", reason::PROGRESS_DEADLINE_EXCEEDED));
+                    }
+                }
+            }
+        }
+        if self.is_aborted() {
+            let msg = message::rollout_aborted(&self.rollout_revision(), self.pause.abort_message.as_deref());
+            let cond = new_condition(condition_type::PROGRESSING, "False", reason::ROLLOUT_ABORTED, msg.clone(), &now);
+            if set_condition(status, cond) {
+                self.warning(reason::ROLLOUT_ABORTED, msg);
+            }
+        }
+
+        let available = if available_now {
+            new_condition(condition_type::AVAILABLE, "True", reason::AVAILABLE, message::AVAILABLE, &now)
+        } else {
+            new_condition(condition_type::AVAILABLE, "False", reason::AVAILABLE, message::NOT_AVAILABLE, &now)
+        };
+        set_condition(status, available);
+
+        let completed = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty()) && status.stable_rs == status.current_pod_hash;
+        let completed_status = if completed { "True" } else { "False" };
+        set_condition(
+            status,
+            new_condition(condition_type::COMPLETED, completed_status, reason::ROLLOUT_COMPLETED, message::COMPLETED, &now),
+        );
+    }
+
+    /// Argo's `RolloutComplete` / `RolloutHealthy`: all pods updated and available, the
+    /// generation observed and the strategy finished.
+    fn rollout_complete(&self, status: &RolloutStatus, _healthy: bool) -> bool {
+        let replicas = self.replicas;
+        let strategy_done = if let Some(bg) = &self.rollout.spec.strategy.blue_green {
+            let bgs = status.blue_green.clone().unwrap_or_default();
+            let active_done = bgs.active_selector == status.current_pod_hash;
+            let preview_done = bg.preview_service.is_none() || bgs.preview_selector == status.current_pod_hash;
+            active_done && preview_done
+        } else {
+            let steps = self.rollout.spec.strategy.canary.as_ref().map_or(0, |c| c.steps().len());
+            let all_steps = steps == 0
+                || status.current_step_index.is_none()
+                || status.current_step_index == i32::try_from(steps).ok();
+            let stable = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty()) && status.stable_rs == status.current_pod_hash;
+            all_steps && stable && status.replicas == Some(replicas)
+        };
+        let observed = self.old.observed_generation == self.rollout.metadata.generation.map(|g| g.to_string());
+        strategy_done
+            && status.updated_replicas == Some(replicas)
+            && status.available_replicas == Some(replicas)
+            && observed
+    }
+
+    /// Argo's `RolloutProgressing`.
+    fn made_progress(&self, status: &RolloutStatus) -> bool {
+        let old = &self.old;
+        let strategy = if self.rollout.spec.strategy.blue_green.is_some() {
+            let o = old.blue_green.clone().unwrap_or_default();
+            let n = status.blue_green.clone().unwrap_or_default();
+            o.active_selector != n.active_selector || o.preview_selector != n.preview_selector
+        } else {
+            let step_moved = matches!((old.current_step_index, status.current_step_index), (Some(a), Some(b)) if a != b);
+            old.stable_rs != status.stable_rs || step_moved || old.current_step_hash != status.current_step_hash
+        };
+        let old_old = old.replicas.unwrap_or(0) - old.updated_replicas.unwrap_or(0);
+        let new_old = status.replicas.unwrap_or(0) - status.updated_replicas.unwrap_or(0);
+        old.updated_replicas.unwrap_or(0) != status.updated_replicas.unwrap_or(0)
+            || new_old < old_old
+            || status.ready_replicas.unwrap_or(0) > old.ready_replicas.unwrap_or(0)
+            || status.available_replicas.unwrap_or(0) > old.available_replicas.unwrap_or(0)
+            || strategy
+    }
+
+    /// Argo's `RolloutTimedOut`.
+    fn timed_out(&mut self, status: &RolloutStatus) -> bool {
+        let Some(cond) = status.condition(condition_type::PROGRESSING) else { return false };
+        if cond.reason == reason::ROLLOUT_ABORTED || cond.reason == reason::ROLLOUT_PAUSED {
+            return false;
+        }
+        if cond.reason == reason::PROGRESS_DEADLINE_EXCEEDED {
+            return true;
+        }
+        if self.progress_deadline_suspended() {
+            return false;
+        }
+        let deadline = cond.last_update_time.0 + k8s_openapi::jiff::SignedDuration::from_secs(i64::from(self.rollout.spec.progress_deadline_seconds()));
+        if deadline < self.now.0 {
+            return true;
+        }
+        let at = deadline;
+        self.requeue_at(at);
+        false
+    }
+
+    /// No deadline while waiting on a pause, analysis or experiment step, or a delayed scale-down.
+    fn progress_deadline_suspended(&self) -> bool {
+        if self.is_aborted() {
+            return true;
+        }
+        if let Some(canary) = &self.rollout.spec.strategy.canary {
+            let index = usize::try_from(self.old.current_step_index.unwrap_or(0)).unwrap_or(0);
+            if let Some(step) = canary.steps().get(index)
+                && (step.pause.is_some() || step.analysis.is_some() || step.experiment.is_some())
+            {
+                return true;
+            }
+        }
+        if self.old.condition(condition_type::PAUSED).is_some_and(|c| c.status == "True") {
+            return true;
+        }
+        self.others().into_iter().any(|i| rsutil::scale_down_deadline(&self.rss[i]).is_some())
+    }
+
+    /// Applies the pause changes, stamps generation and phase, and stores the status in the plan.
+    pub fn finish_status(&mut self, mut status: RolloutStatus) {
+        let now = self.now.clone();
+        if self.is_aborted() {
+            status.abort = Some(true);
+            status.aborted_at = self.old.aborted_at.clone().or(Some(now));
+            status.pause_conditions = None;
+            status.controller_pause = None;
+        } else {
+            status.abort = None;
+            status.aborted_at = None;
+            if !self.pause.clear {
+                let mut controller_pause = self.old.is_controller_paused();
+                let mut conds: Vec<_> = self
+                    .old
+                    .pause_conditions()
+                    .iter()
+                    .filter(|c| !self.pause.remove.contains(&c.reason.as_str()))
+                    .cloned()
+                    .collect();
+                for reason in &self.pause.add {
+                    if !self.old.pause_conditions().iter().any(|c| c.reason == *reason) {
+                        conds.push(shared_types::rollout::PauseCondition { reason: (*reason).into(), start_time: now.clone() });
+                        controller_pause = true;
+                    }
+                }
+                if !conds.is_empty() {
+                    status.controller_pause = controller_pause.then_some(true);
+                    status.pause_conditions = Some(conds);
+                }
+            }
+        }
+        let had_pause = !self.old.pause_conditions().is_empty();
+        let has_pause = !status.pause_conditions.as_deref().unwrap_or_default().is_empty();
+        if has_pause && !had_pause {
+            let first = status.pause_conditions().first().map(|c| c.reason.clone()).unwrap_or_default();
+            self.event(event_reason::ROLLOUT_PAUSED, format!("Rollout is paused ({first})"));
+        } else if had_pause && !has_pause && !self.is_aborted() {
+            self.event(event_reason::ROLLOUT_RESUMED, message::RESUMED);
+        }
+        status.observed_generation = self.rollout.metadata.generation.map(|g| g.to_string());
+        let (phase, msg) = calculate_phase(&self.rollout.spec, &status);
+        status.phase = Some(phase.into());
+        status.message = (!msg.is_empty()).then_some(msg);
+        self.plan.status = Some(status);
+    }
+
+    /// The pause reasons this reconcile adds.
+    pub fn add_pause(&mut self, reason: &'static str) {
+        if !self.pause.add.contains(&reason) {
+            self.pause.add.push(reason);
+        }
+    }
+
+    /// The pause reasons this reconcile removes.
+    pub fn remove_pause(&mut self, reason: &'static str) {
+        if !self.pause.remove.contains(&reason) {
+            self.pause.remove.push(reason);
+        }
+    }
+}
+
+/// `status.currentStepHash` of a canary Rollout.
+pub fn steps_hash(rollout: &Rollout) -> String {
+    rollout.spec.strategy.canary.as_ref().map(|c| c.steps_hash()).unwrap_or_default()
+}
+
+/// RFC 3339 UTC with second precision, as Argo writes `scale-down-deadline`.
+pub fn format_deadline(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,339 @@
+//! The thin IO around [`crate::plan`]: gather what the plan needs from the caches, run it, and
+//! execute its actions against the API server.
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Service},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    core::DeserializeGuard,
+    runtime::{
+        controller::Action as Requeue,
+        events::{Event as KubeEvent, EventType},
+    },
+};
+use serde_json::{Value, json};
+use shared_types::{
+    constants::{condition_type, event_reason, field_manager, keys, message, reason},
+    rollout::Rollout,
+    validation::selector_matches,
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    Context, Error,
+    metrics::RolloutLabels,
+    plan::{Action, Observed, Plan, ReplicaSetUpdate, plan, referenced_services},
+    replicaset as rsutil,
+};
+
+/// Reconciles one Rollout.
+pub async fn reconcile(guard: Arc<DeserializeGuard<Rollout>>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let (namespace, name) = match &guard.0 {
+        Ok(r) => (r.namespace().unwrap_or_default(), r.name_any()),
+        Err(invalid) => (invalid.metadata.namespace.clone().unwrap_or_default(), invalid.metadata.name.clone().unwrap_or_default()),
+    };
+    let labels = RolloutLabels { namespace, name };
+    let result = match &guard.0 {
+        Ok(rollout) => reconcile_rollout(rollout, &ctx).await,
+        Err(invalid) => report_malformed(invalid, &ctx).await,
+    };
+    ctx.metrics.observe(&labels, started.elapsed(), result.as_ref().err().map(Error::category));
+    result
+}
+
+async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Error> {
+    if rollout.metadata.deletion_timestamp.is_some() {
+        return Ok(Requeue::await_change());
+    }
+    let namespace = rollout.namespace().unwrap_or_default();
+    let uid = rollout.uid().unwrap_or_default();
+    let replica_sets = gather_replica_sets(rollout, &namespace, &uid, ctx).await?;
+    let services: BTreeMap<String, Service> = referenced_services(rollout)
+        .into_iter()
+        .filter_map(|(_, svc)| {
+            let key = kube::runtime::reflector::ObjectRef::new(&svc).within(&namespace);
+            ctx.services.get(&key).map(|s| (svc, (*s).clone()))
+        })
+        .collect();
+    let observed = Observed { rollout: rollout.clone(), replica_sets, services, now: Timestamp::now() };
+    let plan = plan(&observed);
+    execute(rollout, &plan, ctx).await?;
+    Ok(match plan.requeue_after {
+        Some(after) => Requeue::requeue(after),
+        // A fallback resync keeps the controller eventually consistent if a watch event is lost.
+        None => Requeue::requeue(ctx.config.resync),
+    })
+}
+
+/// ReplicaSets controlled by the Rollout, adopting orphans whose labels match its selector.
+async fn gather_replica_sets(rollout: &Rollout, namespace: &str, uid: &str, ctx: &Context) -> Result<Vec<ReplicaSet>, Error> {
+    let selector = rollout.spec.selector.clone().unwrap_or_default();
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut out = Vec::new();
+    for rs in ctx.replica_sets.state() {
+        if rs.namespace().as_deref() != Some(namespace) || rs.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        if rsutil::is_owned_by(&rs, uid) {
+            out.push((*rs).clone());
+        } else if !rsutil::has_controller(&rs) && selector_matches(&selector, rs.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) {
+            let owner = rsutil::owner_reference(rollout);
+            let patch = json!({
+                "metadata": {
+                    "resourceVersion": rs.resource_version(),
+                    "ownerReferences": [owner],
+                }
+            });
+            let adopted = api.patch(&rs.name_any(), &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+            info!(replicaset = %adopted.name_any(), "adopted orphan ReplicaSet");
+            out.push(adopted);
+        }
+    }
+    out.sort_by_key(|rs| rs.metadata.creation_timestamp.clone().map(|t| t.0));
+    Ok(out)
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams { field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()), ..Default::default() }
+}
+
+/// Executes the plan's actions in order, then its status and events.
+async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Error> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Writes to the Rollout itself move its resourceVersion; later writes must use the new one.
+    let mut resource_version = rollout.resource_version();
+    for action in &plan.actions {
+        debug!(?action, "executing");
+        match action {
+            Action::DefaultSpecReplicas => {
+                let patch = json!({"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": 1}});
+                let updated = rollouts.patch(&name, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+                resource_version = updated.resource_version();
+            }
+            Action::SetRolloutRevision(revision) => {
+                let patch = json!({"metadata": {"resourceVersion": resource_version, "annotations": {keys::REVISION: revision}}});
+                let updated = rollouts.patch(&name, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+                resource_version = updated.resource_version();
+            }
+            Action::CreateReplicaSet(rs) => create_replica_set(rollout, rs, &replica_sets, ctx).await?,
+            Action::UpdateReplicaSet(update) => {
+                replica_sets.patch(&update.name, &patch_params(), &Patch::Merge(&update_patch(update))).await.map_err(Error::Api)?;
+            }
+            Action::DeleteReplicaSet(rs) => {
+                info!(replicaset = %rs, "deleting old ReplicaSet beyond revisionHistoryLimit");
+                match replica_sets.delete(rs, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(Error::Api(e)),
+                }
+            }
+            Action::SwitchService { service, hash } => {
+                let patch = json!({
+                    "metadata": {"annotations": {keys::MANAGED_BY_ROLLOUTS: name}},
+                    "spec": {"selector": {keys::POD_TEMPLATE_HASH: hash}},
+                });
+                services.patch(service, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+            }
+        }
+    }
+    if let Some(status) = &plan.status {
+        let old = serde_json::to_value(rollout.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+        let new = serde_json::to_value(status).unwrap_or(Value::Null);
+        if let Some(diff) = merge_patch_diff(&old, &new) {
+            // A merge patch (as Argo does) rather than server-side apply: the plugin writes some
+            // of these fields too (pauseConditions, abort, promoteFull) and they must be
+            // cleared no matter which manager set them. resourceVersion guards against a
+            // concurrent user change being overwritten.
+            let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": diff});
+            rollouts.patch_status(&name, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+        }
+    }
+    publish_events(rollout, plan, ctx).await;
+    if plan.invalid_spec {
+        return Err(Error::InvalidSpec);
+    }
+    Ok(())
+}
+
+async fn create_replica_set(rollout: &Rollout, rs: &ReplicaSet, api: &Api<ReplicaSet>, ctx: &Context) -> Result<(), Error> {
+    match api.create(&PostParams { field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()), ..Default::default() }, rs).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // Same name exists: reuse it when it is ours with the same template, else bump the
+            // collision count so the next hash differs.
+            let existing = api.get(&rs.name_any()).await.map_err(Error::Api)?;
+            let ours = rsutil::is_owned_by(&existing, &rollout.uid().unwrap_or_default());
+            let same = existing.spec.template == rs.spec.template;
+            if ours && same {
+                return Ok(());
+            }
+            let count = rollout.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;
+            warn!(replicaset = %rs.name_any(), count, "hash collision; bumping collisionCount");
+            let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+            let patch = json!({"status": {"collisionCount": count}});
+            rollouts.patch_status(&rollout.name_any(), &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+            Err(Error::HashCollision(rs.name_any()))
+        }
+        Err(kube::Error::Api(e)) => {
+            let rs_name = rs.name_any();
+            let msg = message::replica_set_create_error(&rs_name, &e.message);
+            record(rollout, ctx, true, reason::REPLICA_SET_CREATE_ERROR, &msg).await;
+            Err(Error::Api(kube::Error::Api(e)))
+        }
+        Err(e) => Err(Error::Api(e)),
+    }
+}
+
+/// JSON merge patch of one ReplicaSet update.
+fn update_patch(update: &ReplicaSetUpdate) -> Value {
+    let mut metadata = serde_json::Map::new();
+    if let Some(rv) = &update.resource_version {
+        metadata.insert("resourceVersion".into(), json!(rv));
+    }
+    if !update.annotations.is_empty() {
+        let annotations: serde_json::Map<String, Value> =
+            update.annotations.iter().map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| json!(v)))).collect();
+        metadata.insert("annotations".into(), Value::Object(annotations));
+    }
+    let mut spec = serde_json::Map::new();
+    if let Some(r) = update.replicas {
+        spec.insert("replicas".into(), json!(r));
+    }
+    if let Some(m) = update.min_ready_seconds {
+        spec.insert("minReadySeconds".into(), json!(m));
+    }
+    let mut patch = serde_json::Map::new();
+    patch.insert("metadata".into(), Value::Object(metadata));
+    if !spec.is_empty() {
+        patch.insert("spec".into(), Value::Object(spec));
+    }
+    Value::Object(patch)
+}
+
+/// The RFC 7386 merge patch turning `old` into `new`, or None when they are equal.
+pub fn merge_patch_diff(old: &Value, new: &Value) -> Option<Value> {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut patch = serde_json::Map::new();
+            for (k, nv) in n {
+                match o.get(k) {
+                    Some(ov) => {
+                        if let Some(d) = merge_patch_diff(ov, nv) {
+                            patch.insert(k.clone(), d);
+                        }
+                    }
+                    None => {
+                        patch.insert(k.clone(), nv.clone());
+                    }
+                }
+            }
+            for k in o.keys() {
+                if !n.contains_key(k) {
+                    patch.insert(k.clone(), Value::Null);
+                }
+            }
+            (!patch.is_empty()).then_some(Value::Object(patch))
+        }
+        (o, n) if o == n => None,
+        (_, n) => Some(n.clone()),
+    }
+}
+
+async fn publish_events(rollout: &Rollout, plan: &Plan, ctx: &Context) {
+    for event in &plan.events {
+        record(rollout, ctx, event.warning, &event.reason, &event.message).await;
+    }
+}
+
+/// Records an Event on the Rollout; failures are logged, never fatal.
+async fn record(rollout: &Rollout, ctx: &Context, warning: bool, reason: &str, note: &str) {
+    let event = KubeEvent {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.into(),
+        note: Some(note.chars().take(1024).collect()),
+        action: reason.into(),
+        secondary: None,
+    };
+    info!(reason, message = note, "event");
+    if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+        warn!(error = %e, reason, "failed to record event");
+    }
+}
+
+/// A Rollout whose JSON does not fit the schema we understand: say so on the object and move on.
+async fn report_malformed(invalid: &kube::core::error_boundary::InvalidObject, ctx: &Context) -> Result<Requeue, Error> {
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
+    warn!(rollout = %name, namespace = %namespace, error = %invalid.error, "cannot parse Rollout");
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
+    let msg = message::invalid_spec(&name, &invalid.error);
+    let now = Timestamp::now().to_string();
+    let patch = json!({"status": {
+        "phase": "Degraded",
+        "message": format!("{}: {msg}", reason::INVALID_SPEC),
+        "conditions": [{
+            "type": condition_type::INVALID_SPEC, "status": "True", "reason": reason::INVALID_SPEC,
+            "message": msg, "lastUpdateTime": now, "lastTransitionTime": now,
+        }],
+    }});
+    if let Err(e) = api.patch_status(&name, &patch_params(), &Patch::Merge(&patch)).await {
+        warn!(rollout = %name, error = %e, "cannot report the parse error on the Rollout status");
+    }
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(Rollout::api_version(&()).into_owned()),
+        kind: Some(Rollout::kind(&()).into_owned()),
+        name: Some(name.clone()),
+        namespace: Some(namespace),
+        uid: invalid.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let event = KubeEvent {
+        type_: EventType::Warning,
+        reason: event_reason::INVALID_SPEC.into(),
+        note: Some(msg.chars().take(1024).collect()),
+        action: event_reason::INVALID_SPEC.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        warn!(error = %e, "failed to record event");
+    }
+    // Nothing to do until the object changes.
+    Ok(Requeue::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_diff_sets_changes_and_nulls_removals() {
+        let old = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
+        let new = json!({"a": 1, "b": {"c": 5}, "e": [1, 2], "f": true});
+        assert_eq!(merge_patch_diff(&old, &new), Some(json!({"b": {"c": 5, "d": null}, "e": [1, 2], "f": true})));
+        assert_eq!(merge_patch_diff(&old, &old), None);
+    }
+
+    #[test]
+    fn update_patch_carries_resource_version_and_removals() {
+        let mut update = ReplicaSetUpdate { name: "rs".into(), resource_version: Some("7".into()), replicas: Some(3), ..Default::default() };
+        update.annotations.insert("scale-down-deadline".into(), None);
+        update.annotations.insert("rollout.argoproj.io/desired-replicas".into(), Some("5".into()));
+        assert_eq!(
+            update_patch(&update),
+            json!({
+                "metadata": {"resourceVersion": "7", "annotations": {"scale-down-deadline": null, "rollout.argoproj.io/desired-replicas": "5"}},
+                "spec": {"replicas": 3}
+            })
+        );
+    }
+}

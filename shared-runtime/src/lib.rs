@@ -1,0 +1,90 @@
+//! Runtime pieces every controller binary needs, kept in one place so the four controllers
+//! behave alike: common flags, logging, Kubernetes client construction, the admin HTTP server
+//! (`/metrics`, `/healthz`, `/readyz`) and shutdown signals.
+
+pub mod admin;
+pub mod flags;
+pub mod logging;
+
+use std::path::Path;
+
+/// Errors of the shared runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig could not be read or has no usable context.
+    #[error("cannot load kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The file given with `--kubeconfig`.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// Neither a kubeconfig nor in-cluster configuration was found.
+    #[error("cannot find cluster configuration (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account): {0}")]
+    Infer(#[source] kube::config::InferConfigError),
+    /// The client could not be built from the configuration.
+    #[error("cannot create Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The logging filter is invalid.
+    #[error("invalid log level {level:?}: {message}")]
+    LogLevel {
+        /// The level given.
+        level: String,
+        /// Why it was rejected.
+        message: String,
+    },
+    /// An admin server port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Builds a client from `--kubeconfig` when given, else from `KUBECONFIG`, `~/.kube/config` or
+/// the in-cluster service account, in that order (kube's inference).
+pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|source| Error::Kubeconfig { path: path.display().to_string(), source })?
+        }
+        None => kube::Config::infer().await.map_err(Error::Infer)?,
+    };
+    kube::Client::try_from(config).map_err(Error::Client)
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT, so controllers can drain and exit.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed we simply never see Ctrl-C; SIGTERM still works.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
