@@ -27,7 +27,8 @@ ETCD_VERSION=$(modver "$HERE/gomod/etcd/go.mod" go.etcd.io/etcd/server/v3)
 [[ -n $KUBE_VERSION && -n $ETCD_VERSION ]] || die "cannot read versions from gomod/*/go.mod"
 
 BIN=$CACHE/k8s-$KUBE_VERSION/bin
-mkdir -p "$BIN" "$CACHE/go/mod" "$CACHE/go/build"
+LOGS=$CACHE/logs
+mkdir -p "$BIN" "$LOGS" "$CACHE/go/mod" "$CACHE/go/build"
 export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build CGO_ENABLED=0 GOTOOLCHAIN=local
 export GOFLAGS="-p=${GO_PARALLEL:-2} -buildvcs=false -mod=readonly"
 NICE=(nice -n "${BUILD_NICE:-10}")
@@ -36,11 +37,14 @@ NICE=(nice -n "${BUILD_NICE:-10}")
 up_to_date() { [[ -x $BIN/$1 && "$(cat "$BIN/.$1.version" 2>/dev/null)" == "$2" ]]; }
 stamp() { echo "$2" > "$BIN/.$1.version"; }
 
-timed() { # timed NAME VERSION HINT CMD... : run CMD with progress lines and timing
+timed() { # timed NAME VERSION HINT CMD... : run CMD with progress lines, timing and a log file
   local name=$1 ver=$2 hint=$3 start; shift 3
-  log "building $name $ver ($hint)..."
+  log "building $name $ver ($hint; log: $LOGS/$name.log)..."
   start=$(date +%s)
-  "$@" || die "build of $name $ver failed"
+  if ! "$@" >"$LOGS/$name.log" 2>&1; then
+    tail -n 30 "$LOGS/$name.log" >&2
+    die "build of $name $ver failed"
+  fi
   stamp "$name" "$ver"
   log "built $name $ver in $(( $(date +%s) - start ))s"
 }
@@ -60,9 +64,9 @@ build_etcd() {
   (cd "$HERE/gomod/etcd" && "${NICE[@]}" go build -trimpath -ldflags "-s -w" \
     -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3) && mv "$BIN/etcd.tmp" "$BIN/etcd"
 }
-go_install() { # go_install NAME PKG@VER: no replace directives upstream, so plain `go install`
+go_install() { # go_install NAME PKG@VER [LDFLAGS]: no replace directives upstream, so plain `go install`
   local gobin; gobin=$(mktemp -d)
-  GOBIN=$gobin GOFLAGS="${GOFLAGS/-mod=readonly/}" "${NICE[@]}" go install -trimpath -ldflags "-s -w" "$2" \
+  GOBIN=$gobin GOFLAGS="${GOFLAGS/-mod=readonly/}" "${NICE[@]}" go install -trimpath -ldflags "-s -w ${3:-}" "$2" \
     && mv "$gobin/$1" "$BIN/$1"; local rc=$?; rm -rf "$gobin"; return $rc
 }
 
@@ -74,7 +78,8 @@ done
 up_to_date kwok "$KWOK_VERSION" ||
   timed kwok "$KWOK_VERSION" "cold build ~5 min" go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 up_to_date helm "$HELM_VERSION" ||
-  timed helm "$HELM_VERSION" "cold build ~5 min" go_install helm "$HELM_MODULE/cmd/helm@$HELM_VERSION"
+  timed helm "$HELM_VERSION" "cold build ~5 min" go_install helm "$HELM_MODULE/cmd/helm@$HELM_VERSION" \
+    "-X $HELM_MODULE/internal/version.version=$HELM_VERSION"
 
 # Istio CRDs (VirtualService, DestinationRule) from the istio.io/api module.
 ISTIO_CRDS=$CACHE/k8s-$KUBE_VERSION/istio-crds.yaml
@@ -91,9 +96,12 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v prometheus >/dev/null || missing+=(prometheus)
 if (( ${#missing[@]} )); then
   log "apt-get install ${missing[*]}"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; then
-    apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q "${missing[@]}" >"$LOGS/apt.log" 2>&1; then
+    log "apt-get install failed; running apt-get update first"
+    apt-get update -q >>"$LOGS/apt.log" 2>&1 || true
+    apt-get install -y -q "${missing[@]}" >>"$LOGS/apt.log" 2>&1 ||
+      { tail -n 20 "$LOGS/apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
   fi
 fi
 

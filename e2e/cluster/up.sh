@@ -10,7 +10,8 @@
 # whatever was started. Stop with e2e/cluster/down.sh WORKDIR.
 #
 # Env: ARGO_RS_BIN (bin dir; default: run build-deps.sh), KWOK_NODES (default 3),
-#      UP_TIMEOUT (seconds per wait, default 120), CRD_DIR (default REPO/charts/argo-rollouts-crds/crds).
+#      UP_TIMEOUT (seconds per wait, default 120), CRD_DIR (default REPO/charts/argo-rollouts-crds/crds),
+#      EXTRA_CRDS (colon-separated CRD files or dirs of *.yaml, installed before KCM like the others).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -96,6 +97,7 @@ pick_port ETCD_PORT; pick_port ETCD_PEER_PORT; pick_port API_PORT
 cat >"$W/env" <<EOF
 export KUBECONFIG=$W/kubeconfig
 export ARGO_RS_BIN=$BIN
+export PATH=$BIN:\$PATH
 export KUBE_API_SERVER=https://127.0.0.1:$API_PORT
 export KUBE_API_PORT=$API_PORT
 export ETCD_PORT=$ETCD_PORT
@@ -186,18 +188,21 @@ CURRENT=crds
 crd_files=()
 shopt -s nullglob
 crd_files+=("$CRD_DIR"/*.yaml)
-shopt -u nullglob
 [[ -f $ISTIO_CRDS ]] && crd_files+=("$ISTIO_CRDS")
+IFS=: read -ra extra <<<"${EXTRA_CRDS:-}"
+for e in "${extra[@]}"; do
+  if [[ -d $e ]]; then crd_files+=("$e"/*.yaml); elif [[ -f $e ]]; then crd_files+=("$e"); fi
+done
+shopt -u nullglob
 if (( ${#crd_files[@]} )); then
   log "installing CRDs from ${#crd_files[@]} file(s)"
+  k apply --server-side --force-conflicts --field-manager=argo-rs-e2e -o name "${crd_files[@]/#/-f}" \
+    >"$W/crds.applied" 2>"$W/logs/crds.log" || fail "kubectl apply of the CRDs failed"
   crds=()
-  for f in "${crd_files[@]}"; do
-    k apply --server-side --force-conflicts --field-manager=argo-rs-e2e -o name -f "$f" \
-      >"$W/crds.applied" 2>"$W/logs/crds.log" || fail "kubectl apply of $f failed"
-    while read -r name; do crds+=("${name#*/}"); done <"$W/crds.applied"
-  done
+  while read -r name; do crds+=("${name#*/}"); done <"$W/crds.applied"
   [[ ${#crds[@]} -gt 0 ]] || fail "no CRDs were applied"
-  k wait --for=condition=Established --timeout="${TIMEOUT}s" "${crds[@]/#/crd/}" >/dev/null
+  "$BIN/kubectl" --kubeconfig "$W/kubeconfig" wait --for=condition=Established --timeout="${TIMEOUT}s" \
+    "${crds[@]/#/crd/}" >/dev/null
   for c in "${crds[@]}"; do wait_for kube-apiserver "discovery of $c" crd_served "$c"; done
 else
   log "no CRD files found (CRD_DIR=$CRD_DIR), skipping"

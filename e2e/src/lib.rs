@@ -1,1 +1,322 @@
-//! e2e
+//! Test support for the end-to-end tests: a client for the local cluster started by
+//! `e2e/cluster/up.sh`, a fresh namespace per test (dumped on failure, deleted afterwards),
+//! applying YAML, waiting for conditions with clear messages, and running our binaries as local
+//! processes against the cluster.
+//!
+//! The tests find the cluster through `ARGO_RS_E2E_KUBECONFIG` (set by `scripts/test.sh`), so a
+//! developer's own `KUBECONFIG` is never touched by accident.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client, Config, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
+    core::GroupVersionKind,
+    discovery,
+};
+use serde_json::Value;
+
+/// Environment variable naming the kubeconfig of the test cluster.
+pub const KUBECONFIG_ENV: &str = "ARGO_RS_E2E_KUBECONFIG";
+
+/// The kubeconfig path of the test cluster.
+pub fn kubeconfig_path() -> Result<PathBuf> {
+    std::env::var_os(KUBECONFIG_ENV)
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("{KUBECONFIG_ENV} is not set: run the e2e tests with scripts/test.sh"))
+}
+
+/// A client for the test cluster.
+pub async fn client() -> Result<Client> {
+    let path = kubeconfig_path()?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Directory of our built binaries (the test executable lives in `<target>/<profile>/deps`).
+pub fn bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("ARGO_RS_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow!("cannot locate the target directory from {}", exe.display()))
+}
+
+/// A namespace of its own for one test.
+pub struct TestNamespace {
+    /// The client.
+    pub client: Client,
+    /// The namespace name.
+    pub name: String,
+    logs: Vec<PathBuf>,
+}
+
+impl TestNamespace {
+    /// An API for a namespaced kind in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Applies every document of a YAML stream into this namespace (server-side apply).
+    pub async fn apply(&self, yaml: &str) -> Result<()> {
+        for doc in serde_saphyr::from_multiple::<Value>(yaml).context("parsing YAML")? {
+            if doc.is_null() {
+                continue;
+            }
+            self.apply_value(doc).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one object given as JSON.
+    pub async fn apply_value(&self, mut doc: Value) -> Result<DynamicObject> {
+        let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_string();
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let gvk = GroupVersionKind::gvk(&group, &version, &kind);
+        let (resource, caps) = discovery::pinned_kind(&self.client, &gvk).await.with_context(|| format!("discovering {api_version}/{kind}"))?;
+        let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let api: Api<DynamicObject> = if caps.scope == discovery::Scope::Namespaced {
+            doc["metadata"]["namespace"] = Value::String(self.name.clone());
+            Api::namespaced_with(self.client.clone(), &self.name, &resource)
+        } else {
+            Api::all_with(self.client.clone(), &resource)
+        };
+        let params = PatchParams::apply("e2e").force();
+        api.patch(&name, &params, &Patch::Apply(&doc)).await.with_context(|| format!("applying {kind} {name}"))
+    }
+
+    /// Remembers a log file to print if the test fails.
+    pub fn attach_log(&mut self, path: PathBuf) {
+        self.logs.push(path);
+    }
+
+    /// Prints what a failing test leaves behind: objects, events and controller logs.
+    async fn dump(&self) {
+        eprintln!("===== e2e failure dump for namespace {} =====", self.name);
+        let kubectl = std::env::var("ARGO_RS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        if let Ok(path) = kubeconfig_path() {
+            for args in [
+                vec!["get", "rollouts,replicasets,pods,services,analysisruns,experiments", "-o", "wide"],
+                vec!["get", "rollouts", "-o", "yaml"],
+                vec!["get", "events", "--sort-by=.lastTimestamp"],
+            ] {
+                let out = tokio::process::Command::new(&kubectl)
+                    .arg("--kubeconfig")
+                    .arg(&path)
+                    .arg("-n")
+                    .arg(&self.name)
+                    .args(&args)
+                    .output()
+                    .await;
+                match out {
+                    Ok(o) => eprintln!("$ kubectl {}\n{}{}", args.join(" "), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+                    Err(e) => eprintln!("kubectl {}: {e}", args.join(" ")),
+                }
+            }
+        }
+        for log in &self.logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(200).collect();
+            eprintln!("----- last lines of {} -----", log.display());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Runs `body` in a fresh namespace; dumps state if it fails or panics, then deletes the namespace.
+pub async fn with_namespace<F>(prefix: &str, body: F) -> Result<()>
+where
+    F: AsyncFnOnce(&mut TestNamespace) -> Result<()>,
+{
+    let client = client().await?;
+    let name = format!("e2e-{prefix}-{:08x}", rand_suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    namespaces.create(&PostParams::default(), &ns).await.context("creating test namespace")?;
+    // The ServiceAccount admission plugin rejects pods until the default ServiceAccount exists.
+    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &name);
+    wait_for("default ServiceAccount", Duration::from_secs(30), || async {
+        Ok(sa.get_opt("default").await?.map(|_| ()))
+    })
+    .await?;
+    let mut test_ns = TestNamespace { client: client.clone(), name: name.clone(), logs: Vec::new() };
+    let outcome = std::panic::AssertUnwindSafe(body(&mut test_ns)).catch_unwind().await;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Err(anyhow!("test panicked: {msg}"))
+        }
+    };
+    if result.is_err() {
+        test_ns.dump().await;
+    }
+    let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+    result
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout` with a message naming `what`
+/// and the last error seen.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if start.elapsed() > timeout {
+            match last_error {
+                Some(e) => bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}"),
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Like [`wait_for`], for a predicate that explains what it last saw.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<std::result::Result<(), String>>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match check().await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(seen)) => seen,
+            Err(e) => format!("error: {e:#}"),
+        };
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// One of our binaries running against the test cluster; killed when dropped.
+pub struct Process {
+    child: tokio::process::Child,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `binary` (a name in [`bin_dir`]) with `args`, logging to a file in the temp dir.
+    pub fn start(binary: &str, args: &[String]) -> Result<Self> {
+        let path = bin_dir()?.join(binary);
+        if !path.exists() {
+            bail!("{} not found: build the workspace binaries first (cargo build --workspace --bins)", path.display());
+        }
+        let log = std::env::temp_dir().join(format!("argo-rs-e2e-{binary}-{}.log", rand_suffix()));
+        let file = std::fs::File::create(&log)?;
+        let child = tokio::process::Command::new(&path)
+            .args(args)
+            .env("ARGO_ROLLOUTS_KUBECONFIG", kubeconfig_path()?)
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", path.display()))?;
+        Ok(Self { child, log })
+    }
+
+    /// The process id.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL) and waits for it.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+/// Starts the rollout controller for one namespace, with its admin endpoints on a free port.
+/// Returns the process and the admin port.
+pub async fn start_rollout_controller(ns: &mut TestNamespace, extra: &[&str]) -> Result<(Process, u16)> {
+    let port = free_port()?;
+    let mut args = vec![
+        "--namespace".to_string(),
+        ns.name.clone(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--healthz-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--loglevel".into(),
+        "info,rollout_controller=debug".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let process = Process::start("rollout-controller", &args)?;
+    ns.attach_log(process.log.clone());
+    wait_for("rollout-controller /readyz", Duration::from_secs(60), || async move {
+        Ok(http_get(port, "/readyz").await.ok().filter(|(status, _)| *status == 200).map(|_| ()))
+    })
+    .await?;
+    Ok((process, port))
+}
+
+/// A plain HTTP GET on loopback (enough for the admin endpoints): `(status, body)`.
+pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Lists objects of a kind in the namespace, by name.
+pub async fn names<K>(api: &Api<K>) -> Result<Vec<String>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    Ok(api.list(&ListParams::default()).await?.items.iter().map(|o| o.name_any()).collect())
+}

@@ -166,6 +166,12 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 Err(kube::runtime::controller::Error::ReconcilerFailed(Error::InvalidSpec, obj)) => {
                     tracing::debug!(rollout = %obj.name, "invalid spec reported")
                 }
+                // Stale cache: retried at once with fresh data; not worth a warning.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(e @ Error::Api(kube::Error::Api(s)), obj))
+                    if s.code == 409 =>
+                {
+                    tracing::debug!(rollout = %obj.name, error = %e, "conflict; retrying")
+                }
                 Err(e) => warn!(error = %e, "reconcile failed"),
             }
         });

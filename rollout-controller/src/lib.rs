@@ -19,7 +19,7 @@ pub use controller::{Args, Context, run};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A call to the API server failed.
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API: {}", api_message(.0))]
     Api(#[source] kube::Error),
     /// The Rollout spec is invalid (reported in its status; retried with back-off).
     #[error("invalid spec")]
@@ -36,6 +36,14 @@ pub enum Error {
     /// The Rollout CRD is not installed.
     #[error("the Rollout CRD (rollouts.argoproj.io) is not installed or not served: {0}")]
     CrdMissing(#[source] kube::Error),
+}
+
+/// The API server's own message rather than the whole debug structure.
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
 }
 
 impl Error {

@@ -2,13 +2,13 @@
 //! the label/annotation/condition constants, spec validation and the pod-template hash.
 //! Nothing in this crate talks to a cluster.
 
+pub mod analysis;
 pub mod common;
 pub mod constants;
-pub mod rollout;
-pub mod validation;
 pub mod crds;
-pub mod hash;
-pub mod analysis;
 pub mod duration;
 pub mod experiment;
 pub mod field_error;
+pub mod hash;
+pub mod rollout;
+pub mod validation;

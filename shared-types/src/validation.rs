@@ -395,7 +395,7 @@ fn validate_step(canary: &CanaryStrategy, step: &CanaryStep, path: &str, max_wei
         }
     }
     if let Some(mr) = &step.set_mirror_route {
-        if !tr.is_some_and(|tr| tr.istio.is_some()) {
+        if tr.is_none_or(|tr| tr.istio.is_none()) {
             errs.push(invalid(format!("{path}.setMirrorRoute"), quoted(&mr.name), INVALID_SET_MIRROR_ROUTE_TRAFFIC_POLICY));
         }
         for (j, m) in mr.r#match.iter().flatten().enumerate() {
