@@ -167,7 +167,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                     tracing::debug!(rollout = %obj.name, "invalid spec reported")
                 }
                 // Stale cache: retried at once with fresh data; not worth a warning.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(e @ Error::Api(kube::Error::Api(ref s)), obj))
+                Err(kube::runtime::controller::Error::ReconcilerFailed(ref e @ Error::Api(kube::Error::Api(ref s)), ref obj))
                     if s.code == 409 =>
                 {
                     tracing::debug!(rollout = %obj.name, error = %e, "conflict; retrying")
