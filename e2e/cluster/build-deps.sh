@@ -70,15 +70,15 @@ go_install() { # go_install NAME PKG@VER [LDFLAGS]: no replace directives upstre
     && mv "$gobin/$1" "$BIN/$1"; local rc=$?; rm -rf "$gobin"; return $rc
 }
 
-up_to_date etcd "$ETCD_VERSION" || timed etcd "$ETCD_VERSION" "cold build ~3 min" build_etcd
+up_to_date etcd "$ETCD_VERSION" || timed etcd "$ETCD_VERSION" "cold build ~1 min" build_etcd
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  hint="cold build ~3-8 min"; [[ $b == kube-apiserver ]] && hint="cold build, ~15-25 min on 2 cores"
+  hint="cold build ~0.5-3 min"; [[ $b == kube-apiserver ]] && hint="cold build, ~5-10 min on 2 cores"
   up_to_date "$b" "$KUBE_VERSION" || timed "$b" "$KUBE_VERSION" "$hint" build_kube "$b"
 done
 up_to_date kwok "$KWOK_VERSION" ||
-  timed kwok "$KWOK_VERSION" "cold build ~5 min" go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  timed kwok "$KWOK_VERSION" "cold build ~2-3 min" go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 up_to_date helm "$HELM_VERSION" ||
-  timed helm "$HELM_VERSION" "cold build ~5 min" go_install helm "$HELM_MODULE/cmd/helm@$HELM_VERSION" \
+  timed helm "$HELM_VERSION" "cold build ~2-3 min" go_install helm "$HELM_MODULE/cmd/helm@$HELM_VERSION" \
     "-X $HELM_MODULE/internal/version.version=$HELM_VERSION"
 
 # Istio CRDs (VirtualService, DestinationRule) from the istio.io/api module.

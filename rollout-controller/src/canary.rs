@@ -57,6 +57,10 @@ fn counts(ctx: &Ctx, i: Option<usize>) -> Option<RsCounts> {
 
 /// Target `(canary, stable)` counts for this reconcile.
 fn target_counts(ctx: &Ctx) -> (i32, i32) {
+    if ctx.new_rs.is_none() {
+        // No new ReplicaSet yet (e.g. paused before it was created): the stable one stays whole.
+        return (0, ctx.replicas);
+    }
     let canary = strategy(ctx);
     let stable = ctx.distinct_stable();
     let others: i32 = ctx

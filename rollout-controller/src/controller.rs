@@ -142,12 +142,34 @@ pub async fn run(args: Args) -> Result<(), Error> {
         }
     };
     let release_ctx = ctx.clone();
+    let release_ctx_rollouts_api: Api<DeserializeGuard<Rollout>> = api(&client, namespace);
+    let instance_selector = args.common.instance_selector();
     let release = async move {
         // Releasing Services needs the full Rollout cache, or live Services would look orphaned.
         if !readiness.await {
             return;
         }
+        // A deleted Rollout releases its Services: trigger on Rollout deletions too.
+        let deleted_rollouts = watcher(release_ctx_rollouts_api, watcher::Config::default().labels(&instance_selector))
+            .default_backoff()
+            .filter_map(|event| async move {
+                match event {
+                    Ok(watcher::Event::Delete(obj)) => Some(Ok(obj)),
+                    Err(e) => Some(Err(e)),
+                    Ok(_) => None,
+                }
+            });
         Controller::for_shared_stream(svc_for_release, svc_store)
+            .watches_stream(deleted_rollouts, |guard: DeserializeGuard<Rollout>| match guard.0 {
+                Ok(rollout) => {
+                    let namespace = rollout.namespace().unwrap_or_default();
+                    referenced_services(&rollout)
+                        .into_iter()
+                        .map(|(_, name)| ObjectRef::<Service>::new(&name).within(&namespace))
+                        .collect::<Vec<_>>()
+                }
+                Err(_) => Vec::new(),
+            })
             .graceful_shutdown_on(shared_runtime::shutdown_signal())
             .run(services::reconcile, error_policy_service, release_ctx)
             .for_each(|res| async move {

@@ -12,6 +12,7 @@ pub mod reconcile;
 pub mod replicas;
 pub mod replicaset;
 pub mod services;
+pub mod template;
 
 pub use controller::{Args, Context, run};
 

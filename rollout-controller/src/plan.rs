@@ -286,7 +286,11 @@ impl Ctx<'_> {
     /// Picks the new ReplicaSet (matching the template hash) and the stable one (`status.stableRS`).
     fn find_replica_sets(&mut self) {
         let desired = self.desired_hash();
-        self.new_rs = self.index_of_hash(&desired);
+        self.new_rs = self.index_of_hash(&desired).or_else(|| {
+            // The same pods under another hash (e.g. a defaulted template copied back by undo).
+            let want = crate::template::normalized(&self.rollout.spec.template.clone().unwrap_or_default());
+            self.rss.iter().position(|rs| rs.spec.template.as_ref().is_some_and(|t| crate::template::normalized(t) == want))
+        });
         let stable = self.old.stable_rs.clone().unwrap_or_default();
         self.stable_rs = if stable.is_empty() { None } else { self.index_of_hash(&stable) };
     }

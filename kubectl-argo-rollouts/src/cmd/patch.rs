@@ -1,0 +1,45 @@
+//! How the plugin writes: JSON merge patches (and JSON patches for `undo`/`set image`) with the
+//! field manager `kubectl-argo-rollouts`, status changes going to the `status` subresource.
+
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::Value;
+use shared_types::{constants::field_manager, rollout::Rollout};
+
+use crate::error::{Error, api_code};
+
+/// Patch parameters carrying the plugin's field manager.
+pub fn params() -> PatchParams {
+    PatchParams { field_manager: Some(field_manager::KUBECTL_PLUGIN.to_string()), ..Default::default() }
+}
+
+/// Merge-patches a Rollout's status subresource. Like Argo, when the server answers 404 (a CRD
+/// without the status subresource, as in Argo v0.9) the `fallback` patch is sent to the main
+/// resource instead; for a rollout that does not exist that second request yields the usual
+/// `not found` error.
+pub async fn rollout_status(api: &Api<Rollout>, name: &str, status: &Value, fallback: &Value) -> Result<Rollout, Error> {
+    match api.patch_status(name, &params(), &Patch::Merge(status)).await {
+        Ok(ro) => Ok(ro),
+        Err(e) if api_code(&e) == Some(404) => Ok(api.patch(name, &params(), &Patch::Merge(fallback)).await?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Merge-patches the main resource.
+pub async fn merge<K>(api: &Api<K>, name: &str, patch: &Value) -> Result<K, Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    Ok(api.patch(name, &params(), &Patch::Merge(patch)).await?)
+}
+
+/// Sends a JSON patch (RFC 6902) given as a JSON array of operations.
+pub async fn json<K>(api: &Api<K>, name: &str, ops: Value) -> Result<K, Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::from_value(ops).map_err(|e| Error::msg(format!("invalid JSON patch: {e}")))?;
+    Ok(api.patch(name, &params(), &Patch::<()>::Json(patch)).await?)
+}

@@ -1,0 +1,45 @@
+//! `kubectl argo rollouts get experiment NAME`.
+
+use jiff::Timestamp;
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+use shared_types::{analysis::AnalysisRun, experiment::Experiment};
+
+use super::{
+    color::Colorizer,
+    header_line,
+    rollout::write_images,
+    tabwriter::align,
+    tree::{TreeWriter, header},
+};
+use crate::info::ExperimentInfo;
+
+/// The whole `get experiment` output for `exp` and the objects around it, seen at `now`.
+pub fn render_experiment_objects(
+    exp: &Experiment,
+    replica_sets: &[ReplicaSet],
+    pods: &[Pod],
+    analysis_runs: &[AnalysisRun],
+    now: Timestamp,
+    color: bool,
+) -> String {
+    render_experiment(&ExperimentInfo::new(exp, replica_sets, pods, analysis_runs), now, color)
+}
+
+/// The `get experiment` output for an already summarised experiment.
+pub fn render_experiment(info: &ExperimentInfo, now: Timestamp, color: bool) -> String {
+    let c = Colorizer::new(color);
+    let mut out = String::new();
+    header_line(&mut out, "Name:", &info.meta.name);
+    header_line(&mut out, "Namespace:", &info.meta.namespace);
+    header_line(&mut out, "Status:", &format!("{} {}", c.word(info.icon), info.status));
+    if !info.message.is_empty() {
+        header_line(&mut out, "Message:", &info.message);
+    }
+    write_images(&mut out, &info.images(), c);
+    out.push('\n');
+    let mut buf = String::new();
+    header(&mut buf);
+    TreeWriter { buf: &mut buf, now, color: c }.experiment(info, "", "");
+    out.push_str(&align(&buf, 0, 2));
+    out
+}
