@@ -45,6 +45,7 @@ pub const DEFAULT_ANALYSIS_RUN_HISTORY_LIMIT: i32 = 5;
     version = "v1alpha1",
     kind = "Rollout",
     plural = "rollouts",
+    doc = "Rollout is a Deployment replacement that updates pods with a blue-green or canary strategy.",
     shortname = "ro",
     category = "argo-rollouts",
     namespaced,

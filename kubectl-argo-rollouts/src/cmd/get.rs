@@ -141,7 +141,6 @@ pub async fn watch_rollout(
 
     redraw(io, &initial.render(Timestamp::now(), color))?;
     let mut last_draw = Instant::now();
-    let mut dirty;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let stop = deadline(timeout);
     let ctrl_c = interrupted();
@@ -149,16 +148,17 @@ pub async fn watch_rollout(
     loop {
         tokio::select! {
             signal = events.next() => match signal {
-                Some(Signal::Ready(i)) => { ready[i] = true; dirty = true; }
-                Some(Signal::Changed(_)) => dirty = true,
+                Some(Signal::Ready(i)) => ready[i] = true,
+                Some(Signal::Changed(_)) => {}
                 None => break,
             },
-            _ = ticker.tick() => dirty = true,
+            // Ages move even when nothing changes.
+            _ = ticker.tick() => {}
             () = &mut stop => break,
             () = &mut ctrl_c => break,
         }
         // Until every store has its initial list, the first drawing (from direct reads) stays.
-        if !dirty || !ready.iter().all(|r| *r) || last_draw.elapsed() < MIN_REDRAW_INTERVAL {
+        if !ready.iter().all(|r| *r) || last_draw.elapsed() < MIN_REDRAW_INTERVAL {
             continue;
         }
         let Some(rollout) = rollouts.state().first().map(|r| (**r).clone()) else {
@@ -173,7 +173,6 @@ pub async fn watch_rollout(
         };
         redraw(io, &objects.render(Timestamp::now(), color))?;
         last_draw = Instant::now();
-        dirty = false;
     }
     Ok(())
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lint checks, unit tests, then the end-to-end tests against a
+# local control plane that this script starts and stops. Prints the time of each phase.
+#
+#   scripts/test.sh            # everything
+#   E2E=0 scripts/test.sh      # skip the cluster phases
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+ensure_rust
+
+W=""
+cleanup() { [[ -n $W ]] && "$ROOT/e2e/cluster/down.sh" "$W" >&2 || true; }
+trap cleanup EXIT
+
+if [[ ${E2E:-1} != 0 ]]; then
+  phase "build Go binaries (cached)"
+  BIN=$("$ROOT/e2e/cluster/build-deps.sh" | tail -n 1)
+fi
+
+phase "cargo fmt --check"
+cargo fmt --all --check
+
+phase "build Rust (debug, all targets)"
+cargo build --workspace --all-targets --locked
+
+phase "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+phase "unit and golden tests"
+cargo test --workspace --locked
+
+if [[ ${E2E:-1} != 0 ]]; then
+  phase "start local cluster"
+  W=$(mktemp -d "${TMPDIR:-/tmp}/argo-rs-e2e.XXXXXX")
+  rmdir "$W"
+  ARGO_RS_BIN=$BIN "$ROOT/e2e/cluster/up.sh" "$W" >/dev/null
+
+  phase "end-to-end tests"
+  ARGO_RS_E2E_KUBECONFIG=$W/kubeconfig ARGO_RS_KUBECTL=$BIN/kubectl ARGO_RS_BIN_DIR=$RUST_BIN \
+    PATH="$RUST_BIN:$BIN:$PATH" \
+    cargo test -p e2e --locked -- --ignored --test-threads="${E2E_THREADS:-4}"
+
+  phase "stop local cluster"
+  "$ROOT/e2e/cluster/down.sh" "$W" >&2
+  W=""
+fi
+timings
