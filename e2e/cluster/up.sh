@@ -21,6 +21,9 @@ T0=$(date +%s%N)
 NODES=${KWOK_NODES:-3}
 TIMEOUT=${UP_TIMEOUT:-120}
 CRD_DIR=${CRD_DIR:-$REPO/charts/argo-rollouts-crds/crds}
+if ! [[ $NODES =~ ^[0-9]+$ ]] || (( NODES < 1 || NODES > 16 )); then
+  echo "KWOK_NODES must be 1..16" >&2; exit 2
+fi
 
 log() { echo "[up $(elapsed)s] $*" >&2; }
 elapsed() { local ms=$(( ($(date +%s%N) - T0) / 1000000 )); printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100)); }
@@ -269,7 +272,8 @@ k apply -f "$W/nodes.yaml" >/dev/null
 
 nodes_ready() { # all NODES nodes Ready=True and without the not-ready/unreachable taints
   local out
-  out=$(k get nodes -l type=kwok -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status} {.spec.taints[*].key}{"\n"}{end}')
+  local ready='{.status.conditions[?(@.type=="Ready")].status}'
+  out=$(k get nodes -l type=kwok -o jsonpath="{range .items[*]}$ready {.spec.taints[*].key}{\"\\n\"}{end}")
   [[ $(grep -c '^True *$' <<<"$out") -eq $NODES ]]
 }
 sa_ready() { k -n default get sa default && k -n kube-system get sa default; }
@@ -279,7 +283,10 @@ wait_for kwok "$NODES nodes Ready and untainted" nodes_ready
 # Canary: one bare Pod must be scheduled and made Ready (scheduler + kwok), then deleted.
 CURRENT=kube-scheduler
 k -n kube-system run up-canary --image=canary --restart=Never >/dev/null
-canary_ready() { [[ $(k -n kube-system get pod up-canary -o jsonpath='{.status.podIP}/{.status.conditions[?(@.type=="Ready")].status}') == */True ]]; }
+canary_ready() {
+  [[ $(k -n kube-system get pod up-canary \
+    -o jsonpath='{.status.podIP}/{.status.conditions[?(@.type=="Ready")].status}') == ?*/True ]]
+}
 wait_for kube-scheduler "canary pod scheduled and Ready" canary_ready
 k -n kube-system delete pod up-canary --wait=true --timeout=30s >/dev/null
 

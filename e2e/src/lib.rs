@@ -37,7 +37,8 @@ pub fn kubeconfig_path() -> Result<PathBuf> {
 /// A client for the test cluster.
 pub async fn client() -> Result<Client> {
     let path = kubeconfig_path()?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     Ok(Client::try_from(config)?)
 }
@@ -93,7 +94,9 @@ impl TestNamespace {
             None => (String::new(), api_version.clone()),
         };
         let gvk = GroupVersionKind::gvk(&group, &version, &kind);
-        let (resource, caps) = discovery::pinned_kind(&self.client, &gvk).await.with_context(|| format!("discovering {api_version}/{kind}"))?;
+        let (resource, caps) = discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .with_context(|| format!("discovering {api_version}/{kind}"))?;
         let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let api: Api<DynamicObject> = if caps.scope == discovery::Scope::Namespaced {
             doc["metadata"]["namespace"] = Value::String(self.name.clone());
@@ -102,7 +105,9 @@ impl TestNamespace {
             Api::all_with(self.client.clone(), &resource)
         };
         let params = PatchParams::apply("e2e").force();
-        api.patch(&name, &params, &Patch::Apply(&doc)).await.with_context(|| format!("applying {kind} {name}"))
+        api.patch(&name, &params, &Patch::Apply(&doc))
+            .await
+            .with_context(|| format!("applying {kind} {name}"))
     }
 
     /// Remembers a log file to print if the test fails.
@@ -116,7 +121,12 @@ impl TestNamespace {
         let kubectl = std::env::var("ARGO_RS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
         if let Ok(path) = kubeconfig_path() {
             for args in [
-                vec!["get", "rollouts,replicasets,pods,services,analysisruns,experiments", "-o", "wide"],
+                vec![
+                    "get",
+                    "rollouts,replicasets,pods,services,analysisruns,experiments",
+                    "-o",
+                    "wide",
+                ],
                 vec!["get", "rollouts", "-o", "yaml"],
                 vec!["get", "events", "--sort-by=.lastTimestamp"],
             ] {
@@ -129,7 +139,12 @@ impl TestNamespace {
                     .output()
                     .await;
                 match out {
-                    Ok(o) => eprintln!("$ kubectl {}\n{}{}", args.join(" "), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+                    Ok(o) => eprintln!(
+                        "$ kubectl {}\n{}{}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    ),
                     Err(e) => eprintln!("kubectl {}: {e}", args.join(" ")),
                 }
             }
@@ -154,15 +169,24 @@ where
     let name = format!("e2e-{prefix}-{:08x}", rand_suffix());
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
-    namespaces.create(&PostParams::default(), &ns).await.context("creating test namespace")?;
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .context("creating test namespace")?;
     // The ServiceAccount admission plugin rejects pods until the default ServiceAccount exists.
     let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &name);
     wait_for("default ServiceAccount", Duration::from_secs(30), || async {
         Ok(sa.get_opt("default").await?.map(|_| ()))
     })
     .await?;
-    let mut test_ns = TestNamespace { client: client.clone(), name: name.clone(), logs: Vec::new() };
-    let outcome = std::panic::AssertUnwindSafe(body(&mut test_ns)).catch_unwind().await;
+    let mut test_ns = TestNamespace {
+        client: client.clone(),
+        name: name.clone(),
+        logs: Vec::new(),
+    };
+    let outcome = std::panic::AssertUnwindSafe(body(&mut test_ns))
+        .catch_unwind()
+        .await;
     let result = match outcome {
         Ok(result) => result,
         Err(panic) => {
@@ -182,7 +206,10 @@ where
 }
 
 fn rand_suffix() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     nanos ^ std::process::id().rotate_left(16)
 }
 
@@ -249,7 +276,10 @@ impl Process {
     pub fn start(binary: &str, args: &[String]) -> Result<Self> {
         let path = bin_dir()?.join(binary);
         if !path.exists() {
-            bail!("{} not found: build the workspace binaries first (cargo build --workspace --bins)", path.display());
+            bail!(
+                "{} not found: build the workspace binaries first (cargo build --workspace --bins)",
+                path.display()
+            );
         }
         let log = std::env::temp_dir().join(format!("argo-rs-e2e-{binary}-{}.log", rand_suffix()));
         let file = std::fs::File::create(&log)?;
@@ -293,9 +323,17 @@ pub async fn start_rollout_controller(ns: &mut TestNamespace, extra: &[&str]) ->
     args.extend(extra.iter().map(|s| s.to_string()));
     let process = Process::start("rollout-controller", &args)?;
     ns.attach_log(process.log.clone());
-    wait_for("rollout-controller /readyz", Duration::from_secs(60), || async move {
-        Ok(http_get(port, "/readyz").await.ok().filter(|(status, _)| *status == 200).map(|_| ()))
-    })
+    wait_for(
+        "rollout-controller /readyz",
+        Duration::from_secs(60),
+        || async move {
+            Ok(http_get(port, "/readyz")
+                .await
+                .ok()
+                .filter(|(status, _)| *status == 200)
+                .map(|_| ()))
+        },
+    )
     .await?;
     Ok((process, port))
 }
@@ -304,12 +342,21 @@ pub async fn start_rollout_controller(ns: &mut TestNamespace, extra: &[&str]) ->
 pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -318,5 +365,11 @@ pub async fn names<K>(api: &Api<K>) -> Result<Vec<String>>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    Ok(api.list(&ListParams::default()).await?.items.iter().map(|o| o.name_any()).collect())
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|o| o.name_any())
+        .collect())
 }

@@ -117,19 +117,36 @@ async fn observe(ns: &TestNamespace) -> Result<String> {
     for rs in rs_api.list(&ListParams::default()).await?.items {
         let spec = rs.spec.replicas.unwrap_or(0);
         let available = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-        let rev = rs.annotations().get("rollout.argoproj.io/revision").cloned().unwrap_or_default();
+        let rev = rs
+            .annotations()
+            .get("rollout.argoproj.io/revision")
+            .cloned()
+            .unwrap_or_default();
         rss.insert(rs.name_any(), (spec, available, rev));
     }
     let svc_api: Api<Service> = ns.api();
     let mut sels = BTreeMap::new();
     for svc in svc_api.list(&ListParams::default()).await?.items {
-        let sel = svc.spec.and_then(|s| s.selector).unwrap_or_default().get("rollouts-pod-template-hash").cloned().unwrap_or_default();
+        let sel = svc
+            .spec
+            .and_then(|s| s.selector)
+            .unwrap_or_default()
+            .get("rollouts-pod-template-hash")
+            .cloned()
+            .unwrap_or_default();
         sels.insert(svc.metadata.name.unwrap_or_default(), sel);
     }
     Ok(format!(
         "phase={:?} message={:?} step={:?} counts=({:?},{:?},{:?},{:?}) observedGen={:?}/{:?} rs={rss:?} selectors={sels:?}",
-        st.phase, st.message, st.current_step_index, st.replicas, st.updated_replicas, st.ready_replicas, st.available_replicas,
-        st.observed_generation, ro.metadata.generation
+        st.phase,
+        st.message,
+        st.current_step_index,
+        st.replicas,
+        st.updated_replicas,
+        st.ready_replicas,
+        st.available_replicas,
+        st.observed_generation,
+        ro.metadata.generation
     ))
 }
 
@@ -146,7 +163,12 @@ async fn matches(ns: &TestNamespace, want: &Expect<'_>) -> Result<std::result::R
         return Ok(Err(seen().await?));
     }
     if let Some((c, u, r, a)) = want.counts
-        && (st.replicas, st.updated_replicas, st.ready_replicas, st.available_replicas) != (Some(c), Some(u), Some(r), Some(a))
+        && (
+            st.replicas,
+            st.updated_replicas,
+            st.ready_replicas,
+            st.available_replicas,
+        ) != (Some(c), Some(u), Some(r), Some(a))
     {
         return Ok(Err(seen().await?));
     }
@@ -157,12 +179,19 @@ async fn matches(ns: &TestNamespace, want: &Expect<'_>) -> Result<std::result::R
     }
     for (hash, replicas, revision) in want.replica_sets {
         let name = format!("mock-server-{hash}");
-        let Some(rs) = rss.iter().find(|rs| rs.metadata.name.as_deref() == Some(name.as_str())) else {
+        let Some(rs) = rss
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() == Some(name.as_str()))
+        else {
             return Ok(Err(seen().await?));
         };
         let spec = rs.spec.replicas.unwrap_or(0);
         let available = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-        let rev = rs.annotations().get("rollout.argoproj.io/revision").cloned().unwrap_or_default();
+        let rev = rs
+            .annotations()
+            .get("rollout.argoproj.io/revision")
+            .cloned()
+            .unwrap_or_default();
         if spec != *replicas || available != *replicas || rev != revision.to_string() {
             return Ok(Err(seen().await?));
         }
@@ -171,7 +200,12 @@ async fn matches(ns: &TestNamespace, want: &Expect<'_>) -> Result<std::result::R
     for (svc, hash) in want.selectors {
         let s = svc_api.get(svc).await?;
         let sel = s.spec.and_then(|s| s.selector).unwrap_or_default();
-        let managed = s.metadata.annotations.unwrap_or_default().get("argo-rollouts.argoproj.io/managed-by-rollouts").cloned();
+        let managed = s
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("argo-rollouts.argoproj.io/managed-by-rollouts")
+            .cloned();
         if sel.get("rollouts-pod-template-hash").map(String::as_str) != Some(*hash)
             || sel.get("app").map(String::as_str) != Some("mock-server")
             || managed.as_deref() != Some("mock-server")
@@ -189,13 +223,25 @@ async fn expect(ns: &TestNamespace, what: &str, want: Expect<'_>) -> Result<()> 
 async fn set_image(ns: &TestNamespace, image: &str) -> Result<()> {
     let rollouts: Api<Rollout> = ns.api();
     let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]);
-    rollouts.patch("mock-server", &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch)?)).await?;
+    rollouts
+        .patch(
+            "mock-server",
+            &PatchParams::default(),
+            &Patch::<()>::Json(serde_json::from_value(patch)?),
+        )
+        .await?;
     Ok(())
 }
 
 async fn status_patch(ns: &TestNamespace, status: serde_json::Value) -> Result<()> {
     let rollouts: Api<Rollout> = ns.api();
-    rollouts.patch_status("mock-server", &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await?;
+    rollouts
+        .patch_status(
+            "mock-server",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": status })),
+        )
+        .await?;
     Ok(())
 }
 
@@ -208,9 +254,18 @@ async fn promote(ns: &TestNamespace) -> Result<()> {
 async fn undo(ns: &TestNamespace) -> Result<()> {
     let rollouts: Api<Rollout> = ns.api();
     let ro = rollouts.get("mock-server").await?;
-    let current: i64 = ro.annotations().get("rollout.argoproj.io/revision").and_then(|r| r.parse().ok()).unwrap_or(0);
+    let current: i64 = ro
+        .annotations()
+        .get("rollout.argoproj.io/revision")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     let rs_api: Api<ReplicaSet> = ns.api();
-    let rev = |rs: &ReplicaSet| rs.annotations().get("rollout.argoproj.io/revision").and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
+    let rev = |rs: &ReplicaSet| {
+        rs.annotations()
+            .get("rollout.argoproj.io/revision")
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
     let target = rs_api
         .list(&ListParams::default())
         .await?
@@ -224,7 +279,13 @@ async fn undo(ns: &TestNamespace) -> Result<()> {
         labels.remove("rollouts-pod-template-hash");
     }
     let patch = json!([{"op": "replace", "path": "/spec/template", "value": template}]);
-    rollouts.patch("mock-server", &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch)?)).await?;
+    rollouts
+        .patch(
+            "mock-server",
+            &PatchParams::default(),
+            &Patch::<()>::Json(serde_json::from_value(patch)?),
+        )
+        .await?;
     Ok(())
 }
 
@@ -233,44 +294,65 @@ async fn undo(ns: &TestNamespace) -> Result<()> {
 async fn seed_2_2_1_blue_green() -> Result<()> {
     with_namespace("bluegreen", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&format!("{BLUE_GREEN}{}{}", service("mock-server-active"), service("mock-server-preview"))).await?;
-        expect(ns, "initial deploy Healthy", Expect {
-            phase: "Healthy",
-            replica_sets: &[(V1, 5, 1)],
-            selectors: &[("mock-server-active", V1), ("mock-server-preview", V1)],
-            counts: Some((5, 5, 5, 5)),
-            ..Default::default()
-        })
+        ns.apply(&format!(
+            "{BLUE_GREEN}{}{}",
+            service("mock-server-active"),
+            service("mock-server-preview")
+        ))
+        .await?;
+        expect(
+            ns,
+            "initial deploy Healthy",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 5, 1)],
+                selectors: &[("mock-server-active", V1), ("mock-server-preview", V1)],
+                counts: Some((5, 5, 5, 5)),
+                ..Default::default()
+            },
+        )
         .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
-        expect(ns, "2.0.0 previewed and paused", Expect {
-            phase: "Paused",
-            message: "BlueGreenPause",
-            replica_sets: &[(V1, 5, 1), (V2, 5, 2)],
-            selectors: &[("mock-server-active", V1), ("mock-server-preview", V2)],
-            counts: Some((10, 5, 5, 5)),
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "2.0.0 previewed and paused",
+            Expect {
+                phase: "Paused",
+                message: "BlueGreenPause",
+                replica_sets: &[(V1, 5, 1), (V2, 5, 2)],
+                selectors: &[("mock-server-active", V1), ("mock-server-preview", V2)],
+                counts: Some((10, 5, 5, 5)),
+                ..Default::default()
+            },
+        )
         .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:3.0.0").await?;
         // Revision 2 is scaled down after its 30 s scale-down delay.
-        expect(ns, "3.0.0 previewed, revision 2 scaled down", Expect {
-            phase: "Paused",
-            message: "BlueGreenPause",
-            replica_sets: &[(V1, 5, 1), (V2, 0, 2), (V3, 5, 3)],
-            selectors: &[("mock-server-active", V1), ("mock-server-preview", V3)],
-            counts: Some((10, 5, 5, 5)),
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "3.0.0 previewed, revision 2 scaled down",
+            Expect {
+                phase: "Paused",
+                message: "BlueGreenPause",
+                replica_sets: &[(V1, 5, 1), (V2, 0, 2), (V3, 5, 3)],
+                selectors: &[("mock-server-active", V1), ("mock-server-preview", V3)],
+                counts: Some((10, 5, 5, 5)),
+                ..Default::default()
+            },
+        )
         .await?;
         promote(ns).await?;
-        expect(ns, "promoted to 3.0.0", Expect {
-            phase: "Healthy",
-            replica_sets: &[(V1, 0, 1), (V2, 0, 2), (V3, 5, 3)],
-            selectors: &[("mock-server-active", V3), ("mock-server-preview", V3)],
-            counts: Some((5, 5, 5, 5)),
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "promoted to 3.0.0",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 0, 1), (V2, 0, 2), (V3, 5, 3)],
+                selectors: &[("mock-server-active", V3), ("mock-server-preview", V3)],
+                counts: Some((5, 5, 5, 5)),
+                ..Default::default()
+            },
+        )
         .await
     })
     .await
@@ -282,62 +364,99 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
     with_namespace("canary", async |ns| {
         let (_controller, port) = start_rollout_controller(ns, &[]).await?;
         // The seed pauses 30 s; 10 s keeps a real timed pause while saving time.
-        ns.apply(&canary("{duration: 10s}", &["mock-server-stable", "mock-server-canary", "mock-server"])).await?;
+        ns.apply(&canary(
+            "{duration: 10s}",
+            &["mock-server-stable", "mock-server-canary", "mock-server"],
+        ))
+        .await?;
         let both_v1 = [("mock-server-stable", V1), ("mock-server-canary", V1)];
-        expect(ns, "initial deploy Healthy", Expect {
-            phase: "Healthy",
-            step: Some(5),
-            replica_sets: &[(V1, 5, 1)],
-            selectors: &both_v1,
-            counts: Some((5, 5, 5, 5)),
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "initial deploy Healthy",
+            Expect {
+                phase: "Healthy",
+                step: Some(5),
+                replica_sets: &[(V1, 5, 1)],
+                selectors: &both_v1,
+                counts: Some((5, 5, 5, 5)),
+                ..Default::default()
+            },
+        )
         .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
-        expect(ns, "2.0.0 at 20%", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 1, 2)],
-            selectors: &[("mock-server-stable", V1), ("mock-server-canary", V2)],
-            counts: Some((5, 1, 5, 5)),
-        })
+        expect(
+            ns,
+            "2.0.0 at 20%",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 1, 2)],
+                selectors: &[("mock-server-stable", V1), ("mock-server-canary", V2)],
+                counts: Some((5, 1, 5, 5)),
+            },
+        )
         .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:3.0.0").await?;
-        expect(ns, "3.0.0 at 20%, revision 2 scaled down", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 0, 2), (V3, 1, 3)],
-            selectors: &[("mock-server-stable", V1), ("mock-server-canary", V3)],
-            counts: Some((5, 1, 5, 5)),
-        })
+        expect(
+            ns,
+            "3.0.0 at 20%, revision 2 scaled down",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 0, 2), (V3, 1, 3)],
+                selectors: &[("mock-server-stable", V1), ("mock-server-canary", V3)],
+                counts: Some((5, 1, 5, 5)),
+            },
+        )
         .await?;
         promote(ns).await?;
-        expect(ns, "3.0.0 at 40%", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(3),
-            replica_sets: &[(V1, 3, 1), (V2, 0, 2), (V3, 2, 3)],
-            selectors: &[("mock-server-stable", V1), ("mock-server-canary", V3)],
-            counts: Some((5, 2, 5, 5)),
-        })
+        expect(
+            ns,
+            "3.0.0 at 40%",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(3),
+                replica_sets: &[(V1, 3, 1), (V2, 0, 2), (V3, 2, 3)],
+                selectors: &[("mock-server-stable", V1), ("mock-server-canary", V3)],
+                counts: Some((5, 2, 5, 5)),
+            },
+        )
         .await?;
-        expect(ns, "timed pause over, 3.0.0 promoted", Expect {
-            phase: "Healthy",
-            step: Some(5),
-            replica_sets: &[(V1, 0, 1), (V2, 0, 2), (V3, 5, 3)],
-            selectors: &[("mock-server-stable", V3), ("mock-server-canary", V3)],
-            counts: Some((5, 5, 5, 5)),
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "timed pause over, 3.0.0 promoted",
+            Expect {
+                phase: "Healthy",
+                step: Some(5),
+                replica_sets: &[(V1, 0, 1), (V2, 0, 2), (V3, 5, 3)],
+                selectors: &[("mock-server-stable", V3), ("mock-server-canary", V3)],
+                counts: Some((5, 5, 5, 5)),
+                ..Default::default()
+            },
+        )
         .await?;
         let plain: Api<Service> = ns.api();
-        let sel = plain.get("mock-server").await?.spec.and_then(|s| s.selector).unwrap_or_default();
-        ensure!(!sel.contains_key("rollouts-pod-template-hash"), "the main Service must be left alone: {sel:?}");
+        let sel = plain
+            .get("mock-server")
+            .await?
+            .spec
+            .and_then(|s| s.selector)
+            .unwrap_or_default();
+        ensure!(
+            !sel.contains_key("rollouts-pod-template-hash"),
+            "the main Service must be left alone: {sel:?}"
+        );
         let (status, body) = http_get(port, "/metrics").await?;
         ensure!(status == 200, "/metrics answered {status}");
-        for needle in ["rollout_info{", "phase=\"Completed\"", "rollout_info_replicas_available{", "rollout_reconcile_bucket{"] {
+        for needle in [
+            "rollout_info{",
+            "phase=\"Completed\"",
+            "rollout_info_replicas_available{",
+            "rollout_reconcile_bucket{",
+        ] {
             ensure!(body.contains(needle), "/metrics lacks {needle}:\n{body}");
         }
         Ok(())
@@ -350,75 +469,117 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
 async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
     with_namespace("undo-abort", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&canary("{}", &["mock-server-stable", "mock-server-canary", "mock-server"])).await?;
-        expect(ns, "initial deploy", Expect { phase: "Healthy", step: Some(5), replica_sets: &[(V1, 5, 1)], ..Default::default() }).await?;
+        ns.apply(&canary(
+            "{}",
+            &["mock-server-stable", "mock-server-canary", "mock-server"],
+        ))
+        .await?;
+        expect(
+            ns,
+            "initial deploy",
+            Expect {
+                phase: "Healthy",
+                step: Some(5),
+                replica_sets: &[(V1, 5, 1)],
+                ..Default::default()
+            },
+        )
+        .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
-        expect(ns, "2.0.0 at 20%", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 1, 2)],
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "2.0.0 at 20%",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 1, 2)],
+                ..Default::default()
+            },
+        )
         .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:3.0.0").await?;
-        expect(ns, "3.0.0 at 20%", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 0, 2), (V3, 1, 3)],
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "3.0.0 at 20%",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 0, 2), (V3, 1, 3)],
+                ..Default::default()
+            },
+        )
         .await?;
         undo(ns).await?;
-        expect(ns, "undo: 2.0.0 back as revision 4", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 1, 4), (V3, 0, 3)],
-            selectors: &[("mock-server-stable", V1), ("mock-server-canary", V2)],
-            counts: Some((5, 1, 5, 5)),
-        })
+        expect(
+            ns,
+            "undo: 2.0.0 back as revision 4",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 1, 4), (V3, 0, 3)],
+                selectors: &[("mock-server-stable", V1), ("mock-server-canary", V2)],
+                counts: Some((5, 1, 5, 5)),
+            },
+        )
         .await?;
         undo(ns).await?;
-        expect(ns, "undo again: 3.0.0 back as revision 5", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 0, 4), (V3, 1, 5)],
-            selectors: &[("mock-server-stable", V1), ("mock-server-canary", V3)],
-            counts: Some((5, 1, 5, 5)),
-        })
+        expect(
+            ns,
+            "undo again: 3.0.0 back as revision 5",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 0, 4), (V3, 1, 5)],
+                selectors: &[("mock-server-stable", V1), ("mock-server-canary", V3)],
+                counts: Some((5, 1, 5, 5)),
+            },
+        )
         .await?;
         status_patch(ns, json!({"abort": true})).await?;
-        expect(ns, "aborted", Expect {
-            phase: "Degraded",
-            message: "RolloutAborted: Rollout aborted update to revision 5",
-            step: Some(0),
-            replica_sets: &[(V1, 5, 1), (V2, 0, 4), (V3, 0, 5)],
-            selectors: &[("mock-server-stable", V1), ("mock-server-canary", V1)],
-            counts: Some((5, 0, 5, 5)),
-        })
+        expect(
+            ns,
+            "aborted",
+            Expect {
+                phase: "Degraded",
+                message: "RolloutAborted: Rollout aborted update to revision 5",
+                step: Some(0),
+                replica_sets: &[(V1, 5, 1), (V2, 0, 4), (V3, 0, 5)],
+                selectors: &[("mock-server-stable", V1), ("mock-server-canary", V1)],
+                counts: Some((5, 0, 5, 5)),
+            },
+        )
         .await?;
         // retry: back to step 0 of revision 5.
         status_patch(ns, json!({"abort": false})).await?;
-        expect(ns, "retried", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 0, 4), (V3, 1, 5)],
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "retried",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 0, 4), (V3, 1, 5)],
+                ..Default::default()
+            },
+        )
         .await?;
         // promote --full
         status_patch(ns, json!({"promoteFull": true})).await?;
-        expect(ns, "fully promoted", Expect {
-            phase: "Healthy",
-            step: Some(5),
-            replica_sets: &[(V1, 0, 1), (V2, 0, 4), (V3, 5, 5)],
-            selectors: &[("mock-server-stable", V3), ("mock-server-canary", V3)],
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "fully promoted",
+            Expect {
+                phase: "Healthy",
+                step: Some(5),
+                replica_sets: &[(V1, 0, 1), (V2, 0, 4), (V3, 5, 5)],
+                selectors: &[("mock-server-stable", V3), ("mock-server-canary", V3)],
+                ..Default::default()
+            },
+        )
         .await
     })
     .await
@@ -429,25 +590,70 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
 async fn pause_scale_and_delete() -> Result<()> {
     with_namespace("lifecycle", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&canary("{}", &["mock-server-stable", "mock-server-canary"])).await?;
-        expect(ns, "initial deploy", Expect { phase: "Healthy", replica_sets: &[(V1, 5, 1)], ..Default::default() }).await?;
+        ns.apply(&canary("{}", &["mock-server-stable", "mock-server-canary"]))
+            .await?;
+        expect(
+            ns,
+            "initial deploy",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 5, 1)],
+                ..Default::default()
+            },
+        )
+        .await?;
 
         // kubectl argo rollouts pause: spec.paused halts the update.
         let rollouts: Api<Rollout> = ns.api();
-        rollouts.patch("mock-server", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"paused": true}}))).await?;
+        rollouts
+            .patch(
+                "mock-server",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"paused": true}})),
+            )
+            .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
-        expect(ns, "manually paused", Expect { phase: "Paused", message: "manually paused", replica_sets: &[(V1, 5, 1)], ..Default::default() }).await?;
-        rollouts.patch("mock-server", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"paused": false}}))).await?;
-        expect(ns, "resumed to the first pause step", Expect {
-            phase: "Paused",
-            message: "CanaryPauseStep",
-            step: Some(1),
-            replica_sets: &[(V1, 4, 1), (V2, 1, 2)],
-            ..Default::default()
-        })
+        expect(
+            ns,
+            "manually paused",
+            Expect {
+                phase: "Paused",
+                message: "manually paused",
+                replica_sets: &[(V1, 5, 1)],
+                ..Default::default()
+            },
+        )
+        .await?;
+        rollouts
+            .patch(
+                "mock-server",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"paused": false}})),
+            )
+            .await?;
+        expect(
+            ns,
+            "resumed to the first pause step",
+            Expect {
+                phase: "Paused",
+                message: "CanaryPauseStep",
+                step: Some(1),
+                replica_sets: &[(V1, 4, 1), (V2, 1, 2)],
+                ..Default::default()
+            },
+        )
         .await?;
         status_patch(ns, json!({"promoteFull": true})).await?;
-        expect(ns, "promoted", Expect { phase: "Healthy", replica_sets: &[(V1, 0, 1), (V2, 5, 2)], ..Default::default() }).await?;
+        expect(
+            ns,
+            "promoted",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 0, 1), (V2, 5, 2)],
+                ..Default::default()
+            },
+        )
+        .await?;
 
         // kubectl scale rollout (the scale subresource, as an HPA would use it).
         let kubectl = std::env::var("ARGO_RS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
@@ -456,14 +662,35 @@ async fn pause_scale_and_delete() -> Result<()> {
             .arg(e2e::kubeconfig_path()?)
             .args(["-n", &ns.name, "scale", "rollout", "mock-server", "--replicas=7"])
             .output()?;
-        ensure!(out.status.success(), "kubectl scale failed: {}", String::from_utf8_lossy(&out.stderr));
-        expect(ns, "scaled to 7", Expect { phase: "Healthy", replica_sets: &[(V1, 0, 1), (V2, 7, 2)], counts: Some((7, 7, 7, 7)), ..Default::default() }).await?;
+        ensure!(
+            out.status.success(),
+            "kubectl scale failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        expect(
+            ns,
+            "scaled to 7",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 0, 1), (V2, 7, 2)],
+                counts: Some((7, 7, 7, 7)),
+                ..Default::default()
+            },
+        )
+        .await?;
         let ro = rollouts.get("mock-server").await?;
         let st = ro.status.unwrap_or_default();
-        ensure!(st.hpa_replicas == Some(7) && st.selector.as_deref() == Some("app=mock-server"), "scale subresource fields: {:?} {:?}", st.hpa_replicas, st.selector);
+        ensure!(
+            st.hpa_replicas == Some(7) && st.selector.as_deref() == Some("app=mock-server"),
+            "scale subresource fields: {:?} {:?}",
+            st.hpa_replicas,
+            st.selector
+        );
 
         // Deleting the Rollout garbage-collects its ReplicaSets and releases the Services.
-        rollouts.delete("mock-server", &DeleteParams::background()).await?;
+        rollouts
+            .delete("mock-server", &DeleteParams::background())
+            .await?;
         let rs_api: Api<ReplicaSet> = ns.api();
         let svc_api: Api<Service> = ns.api();
         wait_until("ReplicaSets gone and Services released", TIMEOUT, || async {
@@ -471,12 +698,21 @@ async fn pause_scale_and_delete() -> Result<()> {
             let mut injected = Vec::new();
             for svc in svc_api.list(&ListParams::default()).await?.items {
                 let sel = svc.spec.clone().and_then(|s| s.selector).unwrap_or_default();
-                let managed = svc.metadata.annotations.clone().unwrap_or_default().contains_key("argo-rollouts.argoproj.io/managed-by-rollouts");
+                let managed = svc
+                    .metadata
+                    .annotations
+                    .clone()
+                    .unwrap_or_default()
+                    .contains_key("argo-rollouts.argoproj.io/managed-by-rollouts");
                 if sel.contains_key("rollouts-pod-template-hash") || managed {
                     injected.push(svc.name_any());
                 }
             }
-            Ok(if rss == 0 && injected.is_empty() { Ok(()) } else { Err(format!("{rss} ReplicaSets, still managed: {injected:?}")) })
+            Ok(if rss == 0 && injected.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{rss} ReplicaSets, still managed: {injected:?}"))
+            })
         })
         .await
     })
@@ -488,24 +724,86 @@ async fn pause_scale_and_delete() -> Result<()> {
 async fn controller_restart_during_timed_pause_resumes() -> Result<()> {
     with_namespace("restart", async |ns| {
         let (mut controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&canary("{duration: 20s}", &["mock-server-stable", "mock-server-canary"])).await?;
-        expect(ns, "initial deploy", Expect { phase: "Healthy", replica_sets: &[(V1, 5, 1)], ..Default::default() }).await?;
+        ns.apply(&canary(
+            "{duration: 20s}",
+            &["mock-server-stable", "mock-server-canary"],
+        ))
+        .await?;
+        expect(
+            ns,
+            "initial deploy",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 5, 1)],
+                ..Default::default()
+            },
+        )
+        .await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
-        expect(ns, "first pause", Expect { phase: "Paused", step: Some(1), message: "CanaryPauseStep", ..Default::default() }).await?;
+        expect(
+            ns,
+            "first pause",
+            Expect {
+                phase: "Paused",
+                step: Some(1),
+                message: "CanaryPauseStep",
+                ..Default::default()
+            },
+        )
+        .await?;
         promote(ns).await?;
-        expect(ns, "timed pause", Expect { phase: "Paused", step: Some(3), message: "CanaryPauseStep", replica_sets: &[(V1, 3, 1), (V2, 2, 2)], ..Default::default() }).await?;
+        expect(
+            ns,
+            "timed pause",
+            Expect {
+                phase: "Paused",
+                step: Some(3),
+                message: "CanaryPauseStep",
+                replica_sets: &[(V1, 3, 1), (V2, 2, 2)],
+                ..Default::default()
+            },
+        )
+        .await?;
         let rollouts: Api<Rollout> = ns.api();
-        let started = rollouts.get("mock-server").await?.status.unwrap_or_default().pause_conditions.unwrap_or_default()
-            .first().map(|c| c.start_time.clone()).context("pause condition")?;
+        let started = rollouts
+            .get("mock-server")
+            .await?
+            .status
+            .unwrap_or_default()
+            .pause_conditions
+            .unwrap_or_default()
+            .first()
+            .map(|c| c.start_time.clone())
+            .context("pause condition")?;
         controller.kill().await?; // SIGKILL
         let (_again, _) = start_rollout_controller(ns, &[]).await?;
         // The pause keeps its start time; the update finishes without an extra ReplicaSet.
-        let still = rollouts.get("mock-server").await?.status.unwrap_or_default().pause_conditions.unwrap_or_default()
-            .first().map(|c| c.start_time.clone());
+        let still = rollouts
+            .get("mock-server")
+            .await?
+            .status
+            .unwrap_or_default()
+            .pause_conditions
+            .unwrap_or_default()
+            .first()
+            .map(|c| c.start_time.clone());
         if let Some(still) = still {
-            ensure!(still == started, "pause start time changed across the restart: {started:?} -> {still:?}");
+            ensure!(
+                still == started,
+                "pause start time changed across the restart: {started:?} -> {still:?}"
+            );
         }
-        expect(ns, "promoted after the pause", Expect { phase: "Healthy", step: Some(5), replica_sets: &[(V1, 0, 1), (V2, 5, 2)], ..Default::default() }).await
+        expect(
+            ns,
+            "promoted after the pause",
+            Expect {
+                phase: "Healthy",
+                step: Some(5),
+                replica_sets: &[(V1, 0, 1), (V2, 5, 2)],
+                ..Default::default()
+            },
+        )
+        .await
     })
     .await
 }
@@ -540,6 +838,94 @@ async fn invalid_rollout_does_not_block_a_valid_one() -> Result<()> {
         wait_until("broken rollout recovers", TIMEOUT, || async {
             let st = rollouts.get("broken").await?.status.unwrap_or_default();
             Ok(if st.phase.as_deref() == Some("Healthy") { Ok(()) } else { Err(format!("{:?} {:?}", st.phase, st.message)) })
+        })
+        .await
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run scripts/test.sh"]
+async fn instance_id_selects_which_controller_processes_a_rollout() -> Result<()> {
+    with_namespace("instance", async |ns| {
+        // A controller with an instance id only processes Rollouts labelled with it...
+        let (_blue, _) = start_rollout_controller(ns, &["--instance-id", "blue"]).await?;
+        let labelled = canary("{}", &["mock-server-stable", "mock-server-canary"]).replacen(
+            "  name: mock-server\n",
+            "  name: mock-server\n  labels:\n    argo-rollouts.argoproj.io/controller-instance-id: blue\n",
+            1,
+        );
+        ns.apply(&labelled).await?;
+        expect(
+            ns,
+            "labelled rollout processed by the blue controller",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 5, 1)],
+                ..Default::default()
+            },
+        )
+        .await?;
+        // ...and never the unlabelled ones.
+        let other = canary("{}", &[]).replace("mock-server", "other");
+        ns.apply(&other).await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let rollouts: Api<Rollout> = ns.api();
+        let status = rollouts.get("other").await?.status;
+        ensure!(
+            status.is_none(),
+            "an unlabelled Rollout was processed by the blue controller: {status:?}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run scripts/test.sh"]
+async fn restart_replaces_all_pods() -> Result<()> {
+    with_namespace("restartat", async |ns| {
+        let (_controller, _) = start_rollout_controller(ns, &[]).await?;
+        ns.apply(&canary("{}", &["mock-server-stable", "mock-server-canary"]))
+            .await?;
+        expect(
+            ns,
+            "initial deploy",
+            Expect {
+                phase: "Healthy",
+                replica_sets: &[(V1, 5, 1)],
+                ..Default::default()
+            },
+        )
+        .await?;
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+        let before = e2e::names(&pods).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // kubectl argo rollouts restart
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let rollouts: Api<Rollout> = ns.api();
+        rollouts
+            .patch(
+                "mock-server",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"restartAt": now}})),
+            )
+            .await?;
+        wait_until("every pod replaced and restartedAt recorded", TIMEOUT, || async {
+            let st = rollouts.get("mock-server").await?.status.unwrap_or_default();
+            let names = e2e::names(&pods).await?;
+            let old: Vec<_> = names.iter().filter(|n| before.contains(n)).collect();
+            let done = st.restarted_at.is_some() && old.is_empty() && st.phase.as_deref() == Some("Healthy");
+            Ok(if done {
+                Ok(())
+            } else {
+                Err(format!(
+                    "old pods {old:?}, restartedAt {:?}, phase {:?}",
+                    st.restarted_at, st.phase
+                ))
+            })
         })
         .await
     })

@@ -49,7 +49,11 @@ async fn ready_pods_with_ips(ns: &TestNamespace, selector: &str) -> Result<Vec<S
         .iter()
         .filter(|p| {
             let status = p.status.clone().unwrap_or_default();
-            let ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
             ready && status.phase.as_deref() == Some("Running") && p.metadata.deletion_timestamp.is_none()
         })
         .filter_map(|p| p.status.as_ref().and_then(|s| s.pod_ip.clone()))
@@ -63,7 +67,11 @@ async fn deployment_pods_endpoints_and_garbage_collection() -> Result<()> {
         ns.apply(DEPLOYMENT).await?;
         wait_until("5 ready pods with IPs", TIMEOUT, || async {
             let ips = ready_pods_with_ips(ns, "app=web").await?;
-            Ok(if ips.len() == 5 { Ok(()) } else { Err(format!("{} ready pods: {ips:?}", ips.len())) })
+            Ok(if ips.len() == 5 {
+                Ok(())
+            } else {
+                Err(format!("{} ready pods: {ips:?}", ips.len()))
+            })
         })
         .await?;
         let ips = ready_pods_with_ips(ns, "app=web").await?;
@@ -72,13 +80,22 @@ async fn deployment_pods_endpoints_and_garbage_collection() -> Result<()> {
 
         let slices: Api<EndpointSlice> = ns.api();
         wait_until("an EndpointSlice with the 5 pod addresses", TIMEOUT, || async {
-            let list = slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await?;
-            let mut addresses: Vec<String> =
-                list.items.iter().flat_map(|s| s.endpoints.iter().flatten().flat_map(|e| e.addresses.clone())).collect();
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                .await?;
+            let mut addresses: Vec<String> = list
+                .items
+                .iter()
+                .flat_map(|s| s.endpoints.iter().flatten().flat_map(|e| e.addresses.clone()))
+                .collect();
             addresses.sort();
             let mut want = ips.clone();
             want.sort();
-            Ok(if addresses == want { Ok(()) } else { Err(format!("addresses {addresses:?}, pods {want:?}")) })
+            Ok(if addresses == want {
+                Ok(())
+            } else {
+                Err(format!("addresses {addresses:?}, pods {want:?}"))
+            })
         })
         .await?;
 
@@ -89,7 +106,11 @@ async fn deployment_pods_endpoints_and_garbage_collection() -> Result<()> {
         wait_until("ReplicaSet and Pods garbage-collected", TIMEOUT, || async {
             let rs = replica_sets.list(&ListParams::default()).await?.items.len();
             let p = pods.list(&ListParams::default()).await?.items.len();
-            Ok(if rs == 0 && p == 0 { Ok(()) } else { Err(format!("{rs} ReplicaSets, {p} Pods left")) })
+            Ok(if rs == 0 && p == 0 {
+                Ok(())
+            } else {
+                Err(format!("{rs} ReplicaSets, {p} Pods left"))
+            })
         })
         .await
     })
@@ -117,8 +138,16 @@ spec:
         wait_until("Job succeeded", TIMEOUT, || async {
             let job = jobs.get("once").await?;
             let status = job.status.unwrap_or_default();
-            let complete = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Complete" && c.status == "True");
-            Ok(if complete && status.succeeded == Some(1) { Ok(()) } else { Err(format!("succeeded={:?}", status.succeeded)) })
+            let complete = status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True");
+            Ok(if complete && status.succeeded == Some(1) {
+                Ok(())
+            } else {
+                Err(format!("succeeded={:?}", status.succeeded))
+            })
         })
         .await
     })
@@ -207,16 +236,31 @@ spec:
                 .arg(&ns.name)
                 .args(args)
                 .output();
-            out.map(|o| (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)))
+            out.map(|o| {
+                (
+                    o.status.success(),
+                    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+                )
+            })
         };
         let (ok, out) = run(&["get", "ro,ar,exp"])?;
-        ensure!(ok && out.contains("analysisrun.argoproj.io/run1"), "kubectl get ro,ar,exp: {out}");
+        ensure!(
+            ok && out.contains("analysisrun.argoproj.io/run1"),
+            "kubectl get ro,ar,exp: {out}"
+        );
         let (ok, out) = run(&["get", "argo-rollouts"])?;
-        ensure!(ok && out.contains("analysisrun.argoproj.io/run1") && out.contains("analysistemplate.argoproj.io/tmpl1"), "kubectl get argo-rollouts: {out}");
+        ensure!(
+            ok && out.contains("analysisrun.argoproj.io/run1")
+                && out.contains("analysistemplate.argoproj.io/tmpl1"),
+            "kubectl get argo-rollouts: {out}"
+        );
         let (ok, out) = run(&["get", "at"])?;
         ensure!(ok && out.contains("tmpl1"), "kubectl get at: {out}");
         let (ok, out) = run(&["explain", "rollout.spec.strategy.canary"])?;
-        ensure!(ok && out.contains("steps") && out.contains("canary"), "kubectl explain: {out}");
+        ensure!(
+            ok && out.contains("steps") && out.contains("canary"),
+            "kubectl explain: {out}"
+        );
         Ok(())
     })
     .await

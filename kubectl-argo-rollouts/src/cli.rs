@@ -1,8 +1,11 @@
 //! The command line, with Argo's command names, aliases and flags (`kubectl argo rollouts ...`).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use shared_types::duration::parse_seconds_or_duration;
+
+use crate::cmd::wait::Condition;
 
 /// Manage Argo Rollouts.
 #[derive(Debug, Parser)]
@@ -51,7 +54,7 @@ pub struct GlobalArgs {
     pub insecure_skip_tls_verify: bool,
     /// The length of time to wait before giving up on a single server request (e.g. 1s, 2m; 0 = no timeout)
     #[arg(long, global = true, default_value = "0")]
-    pub request_timeout: String,
+    pub request_timeout: Timeout,
 }
 
 /// The plugin's commands.
@@ -203,7 +206,7 @@ pub struct StatusArgs {
     pub watch: bool,
     /// The length of time to watch before giving up (e.g. 1s, 2m, 3h; 0 means wait forever)
     #[arg(short = 't', long, default_value = "0")]
-    pub timeout: String,
+    pub timeout: Timeout,
 }
 
 /// `wait` flags.
@@ -214,10 +217,10 @@ pub struct WaitArgs {
     pub name: String,
     /// Condition to wait for: healthy, paused, degraded or step=N
     #[arg(long = "for", value_name = "CONDITION")]
-    pub condition: String,
+    pub condition: Condition,
     /// The length of time to wait before giving up (e.g. 30s, 5m; 0 means wait forever)
     #[arg(short = 't', long, default_value = "0")]
-    pub timeout: String,
+    pub timeout: Timeout,
 }
 
 /// `set` subcommands.
@@ -235,7 +238,7 @@ pub struct SetImageArgs {
     pub name: String,
     /// CONTAINER=IMAGE (`*` updates every container, init and ephemeral ones included)
     #[arg(value_name = "CONTAINER=IMAGE")]
-    pub container_image: String,
+    pub container_image: ContainerImage,
 }
 
 /// `promote` flags.
@@ -319,7 +322,7 @@ pub struct RestartArgs {
     #[arg(value_name = "ROLLOUT")]
     pub name: String,
     /// Amount of time before a restart. (e.g. 30s, 5m, 1h)
-    #[arg(short = 'i', long = "in")]
+    #[arg(short = 'i', long = "in", value_parser = parse_delay)]
     pub in_: Option<String>,
 }
 
@@ -361,6 +364,49 @@ pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// A duration flag: `0` for none, a bare number of seconds, or a Go duration (`30s`, `5m`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeout(pub Option<Duration>);
+
+impl FromStr for Timeout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let d = parse_seconds_or_duration(s.trim()).map_err(|e| e.to_string())?;
+        Ok(Timeout((!d.is_zero()).then_some(d)))
+    }
+}
+
+/// The `CONTAINER=IMAGE` argument of `set image`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerImage {
+    /// Container name, or `*` for all.
+    pub container: String,
+    /// New image.
+    pub image: String,
+}
+
+impl FromStr for ContainerImage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split('=').collect::<Vec<_>>().as_slice() {
+            [container, image] if !container.is_empty() && !image.is_empty() => Ok(ContainerImage {
+                container: container.to_string(),
+                image: image.to_string(),
+            }),
+            _ => Err("expected CONTAINER=IMAGE".into()),
+        }
+    }
+}
+
+/// Checks a `--in` delay and keeps it as written (it is echoed back).
+fn parse_delay(s: &str) -> Result<String, String> {
+    parse_seconds_or_duration(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,8 +432,17 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let cli = Cli::try_parse_from(["k", "terminate", "ar", "run-1"]).unwrap();
-        assert!(matches!(cli.command, Command::Terminate(TerminateCommand::AnalysisRun(_))));
+        assert!(matches!(
+            cli.command,
+            Command::Terminate(TerminateCommand::AnalysisRun(_))
+        ));
         let cli = Cli::try_parse_from(["k", "list", "rollout", "-A"]).unwrap();
-        assert!(matches!(cli.command, Command::List(ListCommand::Rollouts(ListRolloutsArgs { all_namespaces: true, .. }))));
+        assert!(matches!(
+            cli.command,
+            Command::List(ListCommand::Rollouts(ListRolloutsArgs {
+                all_namespaces: true,
+                ..
+            }))
+        ));
     }
 }

@@ -108,7 +108,10 @@ impl Error {
     /// Fills in the server URL of an [`Error::Unreachable`] that does not have it yet.
     pub fn with_server(self, url: &str) -> Self {
         match self {
-            Error::Unreachable { server: None, cause } => Error::Unreachable { server: Some(url.to_string()), cause },
+            Error::Unreachable { server: None, cause } => Error::Unreachable {
+                server: Some(url.to_string()),
+                cause,
+            },
             other => other,
         }
     }
@@ -142,9 +145,10 @@ impl From<kube::Error> for Error {
                 let fallback = format!("the server responded with status {}", status.code);
                 Error::Api(non_empty(&status.message, &fallback).to_string())
             }
-            kube::Error::HyperError(_) | kube::Error::Service(_) => {
-                Error::Unreachable { server: None, cause: root_cause(&err) }
-            }
+            kube::Error::HyperError(_) | kube::Error::Service(_) => Error::Unreachable {
+                server: None,
+                cause: root_cause(&err),
+            },
             kube::Error::SerdeError(e) => Error::msg(format!("unable to decode the server's response: {e}")),
             _ => Error::msg(root_cause(&err)),
         }
@@ -218,7 +222,8 @@ mod tests {
 
     #[test]
     fn condenses_multi_line_clap_errors() {
-        let rendered = "error: the following required arguments were not provided:\n  <NAME>\n\nUsage: x <NAME>\n";
+        let rendered =
+            "error: the following required arguments were not provided:\n  <NAME>\n\nUsage: x <NAME>\n";
         assert_eq!(
             condense_clap_message(rendered),
             "the following required arguments were not provided: <NAME>"
@@ -227,7 +232,8 @@ mod tests {
 
     #[test]
     fn api_errors_keep_the_server_message() {
-        let status = kube::core::Status::failure("rollouts.argoproj.io \"x\" not found", "NotFound").with_code(404);
+        let status =
+            kube::core::Status::failure("rollouts.argoproj.io \"x\" not found", "NotFound").with_code(404);
         let err = Error::from(kube::Error::Api(status.boxed()));
         assert_eq!(err.to_string(), "rollouts.argoproj.io \"x\" not found");
         assert!(err.is_not_found());
@@ -235,15 +241,22 @@ mod tests {
 
     #[test]
     fn plain_text_404_means_missing_crd() {
-        let status = kube::core::Status::failure("404 page not found", "Failed to parse error data").with_code(404);
+        let status =
+            kube::core::Status::failure("404 page not found", "Failed to parse error data").with_code(404);
         let err = Error::from(kube::Error::Api(status.boxed()));
-        assert!(err.to_string().starts_with("the server could not find the requested resource"));
+        assert!(
+            err.to_string()
+                .starts_with("the server could not find the requested resource")
+        );
     }
 
     #[test]
     fn unreachable_names_the_server() {
-        let err = Error::Unreachable { server: None, cause: "Connection refused (os error 111)".into() }
-            .with_server("https://127.0.0.1:6443/");
+        let err = Error::Unreachable {
+            server: None,
+            cause: "Connection refused (os error 111)".into(),
+        }
+        .with_server("https://127.0.0.1:6443/");
         assert_eq!(
             err.to_string(),
             "unable to connect to the server https://127.0.0.1:6443/: Connection refused (os error 111)"

@@ -3,13 +3,10 @@
 //! `--cluster` and `--user` select entries; the namespace is `-n`, else the context's, else
 //! `default`.
 
-use std::time::Duration;
-
 use kube::{
     Client, Config,
     config::{KubeConfigOptions, Kubeconfig, KubeconfigError},
 };
-use shared_types::duration::parse_seconds_or_duration;
 
 use crate::{cli::GlobalArgs, error::Error};
 
@@ -29,7 +26,12 @@ pub struct Session {
 impl Session {
     /// A session around an existing client (tests, or callers with their own set-up).
     pub fn new(client: Client, namespace: impl Into<String>) -> Self {
-        Session { client, namespace: namespace.into(), namespace_explicit: false, server: String::new() }
+        Session {
+            client,
+            namespace: namespace.into(),
+            namespace_explicit: false,
+            server: String::new(),
+        }
     }
 }
 
@@ -61,7 +63,9 @@ pub async fn config(args: &GlobalArgs) -> Result<Config, Error> {
             {
                 return Err(Error::msg(format!("context \"{ctx}\" does not exist")));
             }
-            Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| kubeconfig_error(&e))?
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| kubeconfig_error(&e))?
         }
         None => match (&args.server, Config::incluster()) {
             (_, Ok(config)) => config,
@@ -82,7 +86,7 @@ pub async fn config(args: &GlobalArgs) -> Result<Config, Error> {
     if args.insecure_skip_tls_verify {
         config.accept_invalid_certs = true;
     }
-    if let Some(timeout) = request_timeout(&args.request_timeout)? {
+    if let Some(timeout) = args.request_timeout.0 {
         config.read_timeout = Some(timeout);
         config.connect_timeout = Some(timeout);
     }
@@ -98,18 +102,18 @@ pub async fn connect(args: &GlobalArgs) -> Result<Session, Error> {
     let server = config.cluster_url.to_string();
     let namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(|e| Error::from(e).with_server(&server))?;
-    Ok(Session { client, namespace, namespace_explicit: args.namespace.is_some(), server })
+    Ok(Session {
+        client,
+        namespace,
+        namespace_explicit: args.namespace.is_some(),
+        server,
+    })
 }
 
 fn parse_server(server: &str) -> Result<http::Uri, Error> {
-    server.parse().map_err(|e| Error::Usage(format!("invalid --server {server:?}: {e}")))
-}
-
-/// `--request-timeout`: `0` disables it, a bare number is seconds, else a Go duration.
-fn request_timeout(value: &str) -> Result<Option<Duration>, Error> {
-    let d = parse_seconds_or_duration(value.trim())
-        .map_err(|e| Error::Usage(format!("invalid --request-timeout {value:?}: {e}")))?;
-    Ok((!d.is_zero()).then_some(d))
+    server
+        .parse()
+        .map_err(|e| Error::Usage(format!("invalid --server {server:?}: {e}")))
 }
 
 fn kubeconfig_error(err: &KubeconfigError) -> Error {
@@ -119,14 +123,6 @@ fn kubeconfig_error(err: &KubeconfigError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_timeouts() {
-        assert_eq!(request_timeout("0").unwrap(), None);
-        assert_eq!(request_timeout("5").unwrap(), Some(Duration::from_secs(5)));
-        assert_eq!(request_timeout("1m").unwrap(), Some(Duration::from_secs(60)));
-        assert!(request_timeout("soon").is_err());
-    }
 
     #[tokio::test]
     async fn kubeconfig_context_namespace_and_overrides() {
@@ -154,20 +150,32 @@ contexts:
 "#,
         )
         .unwrap();
-        let args = GlobalArgs { kubeconfig: Some(path.clone()), request_timeout: "0".into(), ..Default::default() };
+        let args = GlobalArgs {
+            kubeconfig: Some(path.clone()),
+            ..Default::default()
+        };
         let c = config(&args).await.unwrap();
         assert_eq!(c.default_namespace, "team-a");
         assert_eq!(c.cluster_url.to_string(), "https://127.0.0.1:6443/");
 
-        let args = GlobalArgs { context: Some("b".into()), ..args };
+        let args = GlobalArgs {
+            context: Some("b".into()),
+            ..args
+        };
         let c = config(&args).await.unwrap();
         assert_eq!(c.default_namespace, "default");
         assert_eq!(c.cluster_url.to_string(), "https://127.0.0.2:6443/");
 
-        let args = GlobalArgs { namespace: Some("x".into()), ..args };
+        let args = GlobalArgs {
+            namespace: Some("x".into()),
+            ..args
+        };
         assert_eq!(config(&args).await.unwrap().default_namespace, "x");
 
-        let args = GlobalArgs { context: Some("nope".into()), ..args };
+        let args = GlobalArgs {
+            context: Some("nope".into()),
+            ..args
+        };
         let err = config(&args).await.err().unwrap();
         assert_eq!(err.to_string(), "context \"nope\" does not exist");
         std::fs::remove_dir_all(&dir).ok();

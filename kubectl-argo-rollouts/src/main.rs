@@ -9,6 +9,12 @@ async fn main() -> std::process::ExitCode {
     let stdout_is_terminal = stdout.is_terminal();
     let mut out = stdout.lock();
     let mut err = std::io::stderr().lock();
-    let mut io = kubectl_argo_rollouts::Io { out: &mut out, err: &mut err, stdout_is_terminal };
-    kubectl_argo_rollouts::run(std::env::args_os(), &mut io).await.into()
+    let mut io = kubectl_argo_rollouts::Io {
+        out: &mut out,
+        err: &mut err,
+        stdout_is_terminal,
+    };
+    kubectl_argo_rollouts::run(std::env::args_os(), &mut io)
+        .await
+        .into()
 }

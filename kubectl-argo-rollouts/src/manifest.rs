@@ -44,7 +44,10 @@ pub enum Kind {
 impl Kind {
     /// The kind of a document when it is an `argoproj.io` kind we know.
     pub fn of(doc: &Value) -> Option<Kind> {
-        let group = doc["apiVersion"].as_str().and_then(|v| v.split_once('/')).map(|(g, _)| g);
+        let group = doc["apiVersion"]
+            .as_str()
+            .and_then(|v| v.split_once('/'))
+            .map(|(g, _)| g);
         if group != Some(GROUP) {
             return None;
         }
@@ -102,9 +105,16 @@ pub fn read_documents(path: &Path) -> Result<Vec<Value>, Error> {
 /// Parses JSON (when the text starts with `{`) or multi-document YAML.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).map(|v| vec![v]).map_err(|e| e.to_string());
+        return serde_json::from_str(text)
+            .map(|v| vec![v])
+            .map_err(|e| e.to_string());
     }
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
+    // The YAML error renders a source snippet over several lines; its first line says it all.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| {
+        let message = e.to_string();
+        let first = message.lines().next().unwrap_or_default();
+        first.strip_prefix("error: ").unwrap_or(first).to_string()
+    })?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
@@ -112,7 +122,10 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
 pub fn decode<T: DeserializeOwned>(doc: &Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
-        FieldError::new(if path == "." { "<root>".to_string() } else { path }, e.into_inner().to_string())
+        FieldError::new(
+            if path == "." { "<root>".to_string() } else { path },
+            e.into_inner().to_string(),
+        )
     })
 }
 
@@ -122,7 +135,11 @@ fn unknown_fields(input: &Value, kept: &Value, path: &str, out: &mut Vec<FieldEr
     match (input, kept) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     Some(kv) => unknown_fields(v, kv, &child, out),
                     // Explicit nulls and empty values are dropped by the round trip without being
@@ -150,7 +167,11 @@ fn decode_strict<T: DeserializeOwned + serde::Serialize>(doc: &Value) -> Result<
     unknown_fields(doc, &kept, "", &mut unknown);
     // Status is written by controllers; only the user-written parts are checked.
     unknown.retain(|e| !e.path.starts_with("status"));
-    if unknown.is_empty() { Ok(typed) } else { Err(unknown) }
+    if unknown.is_empty() {
+        Ok(typed)
+    } else {
+        Err(unknown)
+    }
 }
 
 /// Checks one document. Documents of other kinds (Services, Ingresses...) are not checked.
@@ -161,13 +182,13 @@ pub fn lint_document(doc: &Value) -> Vec<FieldError> {
         Some(Kind::AnalysisTemplate) => {
             decode_strict::<AnalysisTemplate>(doc).and_then(|t| validate_analysis_template_spec(&t.spec))
         }
-        Some(Kind::ClusterAnalysisTemplate) => {
-            decode_strict::<ClusterAnalysisTemplate>(doc).and_then(|t| validate_analysis_template_spec(&t.spec))
+        Some(Kind::ClusterAnalysisTemplate) => decode_strict::<ClusterAnalysisTemplate>(doc)
+            .and_then(|t| validate_analysis_template_spec(&t.spec)),
+        Some(Kind::Experiment) => decode_strict::<Experiment>(doc)
+            .and_then(|e| validate_experiment_spec(e.metadata.name.as_deref().unwrap_or_default(), &e.spec)),
+        Some(Kind::AnalysisRun) => {
+            decode_strict::<AnalysisRun>(doc).and_then(|r| validate_analysis_run_spec(&r.spec))
         }
-        Some(Kind::Experiment) => decode_strict::<Experiment>(doc).and_then(|e| {
-            validate_experiment_spec(e.metadata.name.as_deref().unwrap_or_default(), &e.spec)
-        }),
-        Some(Kind::AnalysisRun) => decode_strict::<AnalysisRun>(doc).and_then(|r| validate_analysis_run_spec(&r.spec)),
     };
     result.err().unwrap_or_default()
 }
@@ -213,7 +234,11 @@ spec:
     fn valid_multi_document_file() {
         let docs = parse_documents(ROLLOUT).unwrap();
         assert_eq!(docs.len(), 2);
-        assert!(docs.iter().all(|d| lint_document(d).is_empty()), "{:?}", docs.iter().map(lint_document).collect::<Vec<_>>());
+        assert!(
+            docs.iter().all(|d| lint_document(d).is_empty()),
+            "{:?}",
+            docs.iter().map(lint_document).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -230,19 +255,26 @@ spec:
     fn unknown_field_is_reported() {
         let text = ROLLOUT.replace("      - setWeight: 20", "      - setWeigth: 20");
         let errs = lint_document(&parse_documents(&text).unwrap()[0]);
-        assert_eq!(errs[0].to_string(), "spec.strategy.canary.steps[0].setWeigth: unknown field \"setWeigth\"");
+        assert_eq!(
+            errs[0].to_string(),
+            "spec.strategy.canary.steps[0].setWeigth: unknown field \"setWeigth\""
+        );
     }
 
     #[test]
     fn spec_rules_name_the_field() {
         let text = ROLLOUT.replace("      - setWeight: 20", "      - setWeight: 120");
         let errs = lint_document(&parse_documents(&text).unwrap()[0]);
-        assert!(errs[0].path.starts_with("spec.strategy.canary.steps[0]"), "{errs:?}");
+        assert!(
+            errs[0].path.starts_with("spec.strategy.canary.steps[0]"),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn json_documents() {
-        let docs = parse_documents(r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment"}"#).unwrap();
+        let docs =
+            parse_documents(r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment"}"#).unwrap();
         assert_eq!(Kind::of(&docs[0]), Some(Kind::Experiment));
     }
 }

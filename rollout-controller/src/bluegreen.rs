@@ -2,6 +2,7 @@
 //! the preview Service, the rollout pauses when auto-promotion is off, and the active Service is
 //! switched once the new pods are all available.
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use shared_types::{
     constants::pause_reason,
     rollout::{BlueGreenStatus, BlueGreenStrategy, RolloutStatus},
@@ -12,7 +13,12 @@ use crate::{canary::format_selector, plan::Ctx, replicaset as rsutil};
 fn strategy<'a>(ctx: &Ctx<'a>) -> &'a BlueGreenStrategy {
     // Only dispatched for blue-green Rollouts; the fallback keeps this total without panicking.
     static EMPTY: std::sync::OnceLock<BlueGreenStrategy> = std::sync::OnceLock::new();
-    ctx.rollout.spec.strategy.blue_green.as_ref().unwrap_or_else(|| EMPTY.get_or_init(BlueGreenStrategy::default))
+    ctx.rollout
+        .spec
+        .strategy
+        .blue_green
+        .as_ref()
+        .unwrap_or_else(|| EMPTY.get_or_init(BlueGreenStrategy::default))
 }
 
 /// Full reconcile of a blue-green Rollout.
@@ -23,6 +29,11 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
         return sync_status(ctx);
     }
     ctx.cleanup_revision_history();
+    let unavailable = strategy(ctx).max_unavailable.clone();
+    let max_unavailable =
+        crate::replicas::fence_posts(ctx.replicas, Some(&IntOrString::Int(0)), unavailable.as_ref())
+            .max_unavailable;
+    ctx.reconcile_restart(max_unavailable);
     reconcile_replica_sets(ctx);
     reconcile_pause(ctx);
     reconcile_active_service(ctx);
@@ -52,8 +63,15 @@ fn reconcile_preview_service(ctx: &mut Ctx) {
 /// Replicas the new ReplicaSet should have (Argo's `NewRSNewReplicas` for blue-green).
 fn new_rs_replicas(ctx: &Ctx) -> i32 {
     let bg = strategy(ctx);
-    let Some(preview) = bg.preview_replica_count else { return ctx.replicas };
-    let active = ctx.old.blue_green.as_ref().and_then(|b| b.active_selector.clone()).unwrap_or_default();
+    let Some(preview) = bg.preview_replica_count else {
+        return ctx.replicas;
+    };
+    let active = ctx
+        .old
+        .blue_green
+        .as_ref()
+        .and_then(|b| b.active_selector.clone())
+        .unwrap_or_default();
     let active_rs = ctx.index_of_hash(&active);
     if active_rs.is_none() || active_rs == ctx.new_rs {
         return ctx.replicas;
@@ -73,31 +91,77 @@ fn ready_for_pause(ctx: &Ctx) -> bool {
 }
 
 fn reconcile_replica_sets(ctx: &mut Ctx) {
-    ctx.remove_scale_down_deadlines(false);
+    let abort_delay = delays_scale_down_on_abort(ctx);
+    ctx.remove_scale_down_deadlines(abort_delay);
     // The ReplicaSet the active Service selects stays at full size.
     let active_svc = strategy(ctx).active_service.clone();
-    let active_rs = ctx.service_selector(&active_svc).and_then(|h| ctx.index_of_hash(&h));
+    let active_rs = ctx
+        .service_selector(&active_svc)
+        .and_then(|h| ctx.index_of_hash(&h));
     if let Some(active) = active_rs {
         let replicas = ctx.replicas;
         ctx.scale(active, replicas);
     }
     if let Some(new) = ctx.new_rs {
-        let want = new_rs_replicas(ctx);
+        let want = if abort_delay {
+            abort_target(ctx, new)
+        } else {
+            new_rs_replicas(ctx)
+        };
         ctx.scale(new, want);
     }
     scale_down_others(ctx, active_rs);
 }
 
+/// After an abort the preview ReplicaSet is scaled down only after `abortScaleDownDelaySeconds`
+/// (0 keeps it), counted from when the stable ReplicaSet is fully available again.
+fn delays_scale_down_on_abort(ctx: &Ctx) -> bool {
+    ctx.is_aborted() && ctx.distinct_stable().is_some() && ctx.new_rs.is_some()
+}
+
+fn abort_target(ctx: &mut Ctx, new: usize) -> i32 {
+    let current = rsutil::spec_replicas(&ctx.rss[new]);
+    let delay = i64::from(strategy(ctx).abort_scale_down_delay_seconds());
+    let stable_ready = ctx
+        .distinct_stable()
+        .is_some_and(|s| rsutil::available_replicas(&ctx.rss[s]) >= ctx.replicas);
+    if delay == 0 || !stable_ready {
+        return current;
+    }
+    match rsutil::scale_down_deadline(&ctx.rss[new]) {
+        Some(deadline) if deadline <= ctx.now.0 => 0,
+        Some(deadline) => {
+            ctx.requeue_at(deadline);
+            current
+        }
+        None => {
+            let deadline = ctx.now.0 + k8s_openapi::jiff::SignedDuration::from_secs(delay);
+            ctx.set_scale_down_deadline(new, Some(deadline));
+            ctx.requeue_at(deadline);
+            current
+        }
+    }
+}
+
 /// Old ReplicaSets that nothing references get a scale-down deadline and go to zero after it.
 fn scale_down_others(ctx: &mut Ctx, active_rs: Option<usize>) {
-    if ctx.pause_condition(pause_reason::INCONCLUSIVE_ANALYSIS_RUN).is_some() {
+    if ctx
+        .pause_condition(pause_reason::INCONCLUSIVE_ANALYSIS_RUN)
+        .is_some()
+    {
         return;
     }
     let referenced: Vec<String> = [
         ctx.old.stable_rs.clone(),
         ctx.old.current_pod_hash.clone(),
-        ctx.old.blue_green.as_ref().and_then(|b| b.active_selector.clone()),
-        ctx.old.blue_green.as_ref().and_then(|b| b.preview_selector.clone()),
+        ctx.old
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.active_selector.clone()),
+        ctx.old
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.preview_selector.clone()),
     ]
     .into_iter()
     .flatten()
@@ -123,7 +187,13 @@ fn scale_down_others(ctx: &mut Ctx, active_rs: Option<usize>) {
 
 /// Argo's `scaleDownDelayHelper`: keep a ReplicaSet at its size until its deadline, annotate
 /// it with one if it has none, and scale it down at once past the revision limit.
-pub(crate) fn scale_down_delay(ctx: &mut Ctx, i: usize, delay: i64, limit: Option<i32>, annotated: &mut i32) -> i32 {
+pub(crate) fn scale_down_delay(
+    ctx: &mut Ctx,
+    i: usize,
+    delay: i64,
+    limit: Option<i32>,
+    annotated: &mut i32,
+) -> i32 {
     let spec = rsutil::spec_replicas(&ctx.rss[i]);
     if limit.is_some_and(|l| *annotated >= l) {
         return 0;
@@ -153,7 +223,9 @@ pub(crate) fn scale_down_delay(ctx: &mut Ctx, i: usize, delay: i64, limit: Optio
 
 /// The active Service selects the new ReplicaSet or not yet, so pausing is pointless.
 fn fast_tracked(ctx: &Ctx) -> bool {
-    let active = ctx.service_selector(&strategy(ctx).active_service).unwrap_or_default();
+    let active = ctx
+        .service_selector(&strategy(ctx).active_service)
+        .unwrap_or_default();
     let new = new_hash(ctx).unwrap_or_default();
     ctx.old.promote_full.unwrap_or(false)
         || active.is_empty()
@@ -173,12 +245,17 @@ fn reconcile_pause(ctx: &mut Ctx) {
         ctx.remove_pause(pause_reason::BLUE_GREEN_PAUSE);
         return;
     }
-    match ctx.pause_condition(pause_reason::BLUE_GREEN_PAUSE).map(|c| c.start_time.0) {
+    match ctx
+        .pause_condition(pause_reason::BLUE_GREEN_PAUSE)
+        .map(|c| c.start_time.0)
+    {
         None => {
             if !ctx.old.is_controller_paused() {
                 ctx.add_pause(pause_reason::BLUE_GREEN_PAUSE);
                 if auto {
-                    ctx.requeue(std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0) + 1));
+                    ctx.requeue(std::time::Duration::from_secs(
+                        u64::try_from(seconds).unwrap_or(0) + 1,
+                    ));
                 }
             }
         }
@@ -197,7 +274,13 @@ fn reconcile_pause(ctx: &mut Ctx) {
 /// Whether the blue-green pause is over (Argo's `CompletedBlueGreenPause`).
 fn completed_pause(ctx: &Ctx) -> bool {
     let bg = strategy(ctx);
-    if ctx.old.blue_green.as_ref().and_then(|b| b.scale_up_preview_check_point).unwrap_or(false) {
+    if ctx
+        .old
+        .blue_green
+        .as_ref()
+        .and_then(|b| b.scale_up_preview_check_point)
+        .unwrap_or(false)
+    {
         return true;
     }
     let seconds = i64::from(bg.auto_promotion_seconds.unwrap_or(0));
@@ -304,7 +387,13 @@ fn scale_up_preview_check_point(ctx: &Ctx, status: &RolloutStatus) -> bool {
     if bg.preview_replica_count.is_none() || ctx.is_aborted() {
         return false;
     }
-    if ctx.old.blue_green.as_ref().and_then(|b| b.scale_up_preview_check_point).unwrap_or(false) {
+    if ctx
+        .old
+        .blue_green
+        .as_ref()
+        .and_then(|b| b.scale_up_preview_check_point)
+        .unwrap_or(false)
+    {
         // Stays set until the new ReplicaSet is promoted.
         return status.stable_rs != status.current_pod_hash;
     }

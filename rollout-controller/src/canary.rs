@@ -15,7 +15,12 @@ use crate::{
 fn strategy<'a>(ctx: &Ctx<'a>) -> &'a CanaryStrategy {
     // The caller only dispatches here for canary Rollouts; an empty strategy behaves like no steps.
     static EMPTY: std::sync::OnceLock<CanaryStrategy> = std::sync::OnceLock::new();
-    ctx.rollout.spec.strategy.canary.as_ref().unwrap_or_else(|| EMPTY.get_or_init(CanaryStrategy::default))
+    ctx.rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .unwrap_or_else(|| EMPTY.get_or_init(CanaryStrategy::default))
 }
 
 fn step_count(ctx: &Ctx) -> i32 {
@@ -29,21 +34,29 @@ fn current_step<'a>(ctx: &Ctx<'a>) -> (Option<i32>, Option<&'a CanaryStep>) {
         return (None, None);
     }
     let index = ctx.old.current_step_index.unwrap_or(0);
-    (Some(index), usize::try_from(index).ok().and_then(|i| steps.get(i)))
+    (
+        Some(index),
+        usize::try_from(index).ok().and_then(|i| steps.get(i)),
+    )
 }
 
 /// Weight the canary should have now (Argo's `GetCanaryReplicasOrWeight` / `GetCurrentSetWeight`).
 pub(crate) fn desired_weight(ctx: &Ctx) -> i32 {
     let max = strategy(ctx).max_traffic_weight();
     let stable = ctx.old.stable_rs.as_deref().unwrap_or_default();
-    if ctx.old.promote_full.unwrap_or(false) || stable.is_empty() || ctx.old.current_pod_hash.as_deref() == Some(stable) {
+    if ctx.old.promote_full.unwrap_or(false)
+        || stable.is_empty()
+        || ctx.old.current_pod_hash.as_deref() == Some(stable)
+    {
         return max;
     }
     if ctx.is_aborted() {
         return 0;
     }
     let (index, step) = current_step(ctx);
-    let (Some(index), Some(_)) = (index, step) else { return max };
+    let (Some(index), Some(_)) = (index, step) else {
+        return max;
+    };
     let steps = strategy(ctx).steps();
     (0..=usize::try_from(index).unwrap_or(0))
         .rev()
@@ -52,7 +65,10 @@ pub(crate) fn desired_weight(ctx: &Ctx) -> i32 {
 }
 
 fn counts(ctx: &Ctx, i: Option<usize>) -> Option<RsCounts> {
-    i.map(|i| RsCounts { spec: rsutil::spec_replicas(&ctx.rss[i]), available: rsutil::available_replicas(&ctx.rss[i]) })
+    i.map(|i| RsCounts {
+        spec: rsutil::spec_replicas(&ctx.rss[i]),
+        available: rsutil::available_replicas(&ctx.rss[i]),
+    })
 }
 
 /// Target `(canary, stable)` counts for this reconcile.
@@ -73,7 +89,11 @@ fn target_counts(ctx: &Ctx) -> (i32, i32) {
         replicas: ctx.replicas,
         weight: desired_weight(ctx),
         max_weight: canary.max_traffic_weight(),
-        fence: fence_posts(ctx.replicas, canary.max_surge.as_ref(), canary.max_unavailable.as_ref()),
+        fence: fence_posts(
+            ctx.replicas,
+            canary.max_surge.as_ref(),
+            canary.max_unavailable.as_ref(),
+        ),
         new_rs: counts(ctx, ctx.new_rs),
         stable_rs: counts(ctx, stable),
         other_spec_replicas: others,
@@ -89,6 +109,13 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
     }
     ctx.cleanup_revision_history();
     reconcile_services(ctx);
+    let canary = strategy(ctx);
+    let fence = fence_posts(
+        ctx.replicas,
+        canary.max_surge.as_ref(),
+        canary.max_unavailable.as_ref(),
+    );
+    ctx.reconcile_restart(fence.max_unavailable);
     if reconcile_replica_sets(ctx) {
         reconcile_pause(ctx);
     }
@@ -112,7 +139,9 @@ fn reconcile_services(ctx: &mut Ctx) {
         ensure_service_target(ctx, &svc, stable);
     }
     let Some(new) = ctx.new_rs else { return };
-    let Some(svc) = canary.canary_service.clone() else { return };
+    let Some(svc) = canary.canary_service.clone() else {
+        return;
+    };
     if ctx.is_aborted() && canary.traffic_routing.is_none() {
         if let Some(stable) = ctx.stable_rs {
             ensure_service_target(ctx, &svc, stable);
@@ -125,7 +154,9 @@ fn reconcile_services(ctx: &mut Ctx) {
 /// Switches a Service to a ReplicaSet once it can take traffic: fully available when the
 /// Service is adopted, at least one available pod afterwards.
 fn ensure_service_target(ctx: &mut Ctx, service: &str, rs: usize) {
-    let Some(hash) = rsutil::hash(&ctx.rss[rs]).map(str::to_string) else { return };
+    let Some(hash) = rsutil::hash(&ctx.rss[rs]).map(str::to_string) else {
+        return;
+    };
     let managed = ctx.service_is_managed(service);
     let replica_set = &ctx.rss[rs];
     if !managed && !rsutil::is_fully_available(replica_set) {
@@ -134,7 +165,6 @@ fn ensure_service_target(ctx: &mut Ctx, service: &str, rs: usize) {
     if ctx.service_selector(service).as_deref() != Some(hash.as_str())
         && managed
         && rsutil::available_replicas(replica_set) == 0
-        && rsutil::spec_replicas(replica_set) > 0
     {
         return;
     }
@@ -162,8 +192,11 @@ fn reconcile_replica_sets(ctx: &mut Ctx) -> bool {
 /// Scales older ReplicaSets down: first to their available pods, then as far as the
 /// unavailability budget allows, newest revision first. Returns the pods removed.
 fn scale_down_others(ctx: &mut Ctx) -> i32 {
-    let mut others: Vec<usize> =
-        ctx.others().into_iter().filter(|i| rsutil::spec_replicas(&ctx.rss[*i]) > 0).collect();
+    let mut others: Vec<usize> = ctx
+        .others()
+        .into_iter()
+        .filter(|i| rsutil::spec_replicas(&ctx.rss[*i]) > 0)
+        .collect();
     if others.is_empty() {
         return 0;
     }
@@ -177,7 +210,11 @@ fn scale_down_others(ctx: &mut Ctx) -> i32 {
         }
     }
     let canary = strategy(ctx);
-    let fence = fence_posts(ctx.replicas, canary.max_surge.as_ref(), canary.max_unavailable.as_ref());
+    let fence = fence_posts(
+        ctx.replicas,
+        canary.max_surge.as_ref(),
+        canary.max_unavailable.as_ref(),
+    );
     let available: i32 = ctx.rss.iter().map(rsutil::available_replicas).sum();
     let mut max_scale_down = available - (ctx.replicas - fence.max_unavailable);
     others.sort_by_key(|i| std::cmp::Reverse(rsutil::revision(&ctx.rss[*i])));
@@ -189,7 +226,11 @@ fn scale_down_others(ctx: &mut Ctx) -> i32 {
         if spec == 0 {
             continue;
         }
-        let desired = if spec > max_scale_down { spec - max_scale_down } else { 0 };
+        let desired = if spec > max_scale_down {
+            spec - max_scale_down
+        } else {
+            0
+        };
         if spec == desired {
             continue;
         }
@@ -205,15 +246,23 @@ fn reconcile_pause(ctx: &mut Ctx) {
     if ctx.rollout.spec.is_paused() || step_count(ctx) == 0 || ctx.old.is_aborted() {
         return;
     }
-    let (_, Some(step)) = current_step(ctx) else { return };
+    let (_, Some(step)) = current_step(ctx) else {
+        return;
+    };
     let Some(pause) = &step.pause else { return };
     let seconds = pause.duration_seconds().ok().flatten();
-    match ctx.pause_condition(pause_reason::CANARY_PAUSE_STEP).map(|c| c.start_time.0) {
+    match ctx
+        .pause_condition(pause_reason::CANARY_PAUSE_STEP)
+        .map(|c| c.start_time.0)
+    {
         None => {
             if !ctx.old.is_controller_paused() {
                 ctx.add_pause(pause_reason::CANARY_PAUSE_STEP);
                 if let Some(s) = seconds {
-                    ctx.requeue(std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)) + std::time::Duration::from_secs(1));
+                    ctx.requeue(
+                        std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0))
+                            + std::time::Duration::from_secs(1),
+                    );
                 }
             }
         }
@@ -233,14 +282,18 @@ fn completed_current_step(ctx: &Ctx) -> bool {
     if ctx.rollout.spec.is_paused() {
         return false;
     }
-    let (_, Some(step)) = current_step(ctx) else { return false };
+    let (_, Some(step)) = current_step(ctx) else {
+        return false;
+    };
     if let Some(pause) = &step.pause {
         let cond = ctx.pause_condition(pause_reason::CANARY_PAUSE_STEP);
         if ctx.old.is_controller_paused() && cond.is_none() {
             return true;
         }
         return match (pause.duration_seconds().ok().flatten(), cond) {
-            (Some(secs), Some(c)) => ctx.now.0 > c.start_time.0 + k8s_openapi::jiff::SignedDuration::from_secs(secs),
+            (Some(secs), Some(c)) => {
+                ctx.now.0 > c.start_time.0 + k8s_openapi::jiff::SignedDuration::from_secs(secs)
+            }
             _ => false,
         };
     }
@@ -261,8 +314,11 @@ fn at_desired_counts(ctx: &Ctx) -> bool {
         return false;
     }
     if !strategy(ctx).dynamic_stable_scale() {
-        let Some(stable) = ctx.stable_rs() else { return false };
-        if rsutil::spec_replicas(stable) != stable_target || rsutil::status_replicas(stable) != stable_target {
+        let Some(stable) = ctx.stable_rs() else {
+            return false;
+        };
+        if rsutil::spec_replicas(stable) != stable_target || rsutil::status_replicas(stable) != stable_target
+        {
             return false;
         }
     }
@@ -282,7 +338,9 @@ fn step_text(step: &CanaryStep) -> String {
         return match &p.duration {
             None => "pause".into(),
             Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i)) => format!("pause: {i}"),
-            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => format!("pause: {s}"),
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => {
+                format!("pause: {s}")
+            }
         };
     }
     if step.experiment.is_some() {
@@ -345,7 +403,11 @@ fn sync_status(ctx: &mut Ctx) {
     }
     if ctx.is_aborted() {
         if steps > 0 {
-            status.current_step_index = Some(if status.stable_rs == status.current_pod_hash { steps } else { 0 });
+            status.current_step_index = Some(if status.stable_rs == status.current_pod_hash {
+                steps
+            } else {
+                0
+            });
         }
         return finish(ctx, status);
     }
@@ -353,7 +415,11 @@ fn sync_status(ctx: &mut Ctx) {
         && let Some(i) = index.as_mut()
     {
         *i += 1;
-        let done = usize::try_from(*i - 1).ok().and_then(|k| strategy(ctx).steps().get(k)).map(step_text).unwrap_or_default();
+        let done = usize::try_from(*i - 1)
+            .ok()
+            .and_then(|k| strategy(ctx).steps().get(k))
+            .map(step_text)
+            .unwrap_or_default();
         let message = format!("Rollout step {}/{steps} completed ({done})", *i);
         ctx.event(event_reason::ROLLOUT_STEP_COMPLETED, message);
         ctx.remove_pause(pause_reason::CANARY_PAUSE_STEP);
@@ -392,8 +458,15 @@ fn should_full_promote(ctx: &Ctx) -> Option<String> {
 }
 
 /// `metav1.FormatLabelSelector`: `k=v` pairs and expressions, comma separated.
-pub(crate) fn format_selector(selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> String {
-    let mut parts: Vec<String> = selector.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+pub(crate) fn format_selector(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     for e in selector.match_expressions.iter().flatten() {
         let values = e.values.clone().unwrap_or_default();
         parts.push(match e.operator.as_str() {
@@ -404,5 +477,9 @@ pub(crate) fn format_selector(selector: &k8s_openapi::apimachinery::pkg::apis::m
             other => format!("{} {other} ({})", e.key, values.join(",")),
         });
     }
-    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }

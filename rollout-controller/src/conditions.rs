@@ -7,7 +7,13 @@ use shared_types::{
 };
 
 /// A condition stamped with `now` for both times.
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: impl Into<String>, now: &Time) -> RolloutCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: impl Into<String>,
+    now: &Time,
+) -> RolloutCondition {
     RolloutCondition {
         type_: type_.into(),
         status: status.into(),
@@ -24,7 +30,10 @@ pub fn new_condition(type_: &str, status: &str, reason: &str, message: impl Into
 pub fn set_condition(status: &mut RolloutStatus, mut condition: RolloutCondition) -> bool {
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     if let Some(current) = conditions.iter().find(|c| c.type_ == condition.type_) {
-        if current.status == condition.status && current.reason == condition.reason && current.message == condition.message {
+        if current.status == condition.status
+            && current.reason == condition.reason
+            && current.message == condition.message
+        {
             return false;
         }
         if current.status == condition.status {
@@ -49,7 +58,10 @@ pub fn remove_condition(status: &mut RolloutStatus, type_: &str) {
 /// The phase and message of a Rollout (Argo's `CalculateRolloutPhase`; first match wins).
 pub fn calculate_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (&'static str, String) {
     if let Some(c) = status.condition(condition_type::INVALID_SPEC) {
-        return (phase::DEGRADED, format!("{}: {}", reason::INVALID_SPEC, c.message));
+        return (
+            phase::DEGRADED,
+            format!("{}: {}", reason::INVALID_SPEC, c.message),
+        );
     }
     for c in status.conditions() {
         if c.reason == reason::ROLLOUT_ABORTED || c.reason == reason::PROGRESS_DEADLINE_EXCEEDED {
@@ -77,7 +89,11 @@ pub fn calculate_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (&'static 
     let current = status.current_pod_hash.as_deref().unwrap_or_default();
     let stable = status.stable_rs.as_deref().unwrap_or_default();
     if spec.strategy.blue_green.is_some() {
-        let active = status.blue_green.as_ref().and_then(|b| b.active_selector.as_deref()).unwrap_or_default();
+        let active = status
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.active_selector.as_deref())
+            .unwrap_or_default();
         if active.is_empty() || active != current {
             return (phase::PROGRESSING, phase::MSG_ACTIVE_CUTOVER_PENDING.into());
         }
@@ -109,22 +125,43 @@ mod tests {
     #[test]
     fn unchanged_condition_is_not_rewritten_and_transition_time_survives_reason_change() {
         let mut status = RolloutStatus::default();
-        assert!(set_condition(&mut status, new_condition("Progressing", "True", "A", "m", &at(1))));
-        assert!(!set_condition(&mut status, new_condition("Progressing", "True", "A", "m", &at(2))));
+        assert!(set_condition(
+            &mut status,
+            new_condition("Progressing", "True", "A", "m", &at(1))
+        ));
+        assert!(!set_condition(
+            &mut status,
+            new_condition("Progressing", "True", "A", "m", &at(2))
+        ));
         assert_eq!(status.conditions()[0].last_update_time, at(1));
-        assert!(set_condition(&mut status, new_condition("Progressing", "True", "B", "m", &at(3))));
+        assert!(set_condition(
+            &mut status,
+            new_condition("Progressing", "True", "B", "m", &at(3))
+        ));
         let c = &status.conditions()[0];
-        assert_eq!((c.reason.as_str(), &c.last_update_time, &c.last_transition_time), ("B", &at(3), &at(1)));
-        assert!(set_condition(&mut status, new_condition("Progressing", "False", "B", "m", &at(4))));
+        assert_eq!(
+            (c.reason.as_str(), &c.last_update_time, &c.last_transition_time),
+            ("B", &at(3), &at(1))
+        );
+        assert!(set_condition(
+            &mut status,
+            new_condition("Progressing", "False", "B", "m", &at(4))
+        ));
         assert_eq!(status.conditions()[0].last_transition_time, at(4));
     }
 
     #[test]
     fn updated_condition_moves_to_the_end() {
         let mut status = RolloutStatus::default();
-        set_condition(&mut status, new_condition("Progressing", "True", "A", "m", &at(1)));
+        set_condition(
+            &mut status,
+            new_condition("Progressing", "True", "A", "m", &at(1)),
+        );
         set_condition(&mut status, new_condition("Available", "True", "A", "m", &at(1)));
-        set_condition(&mut status, new_condition("Progressing", "True", "B", "m", &at(2)));
+        set_condition(
+            &mut status,
+            new_condition("Progressing", "True", "B", "m", &at(2)),
+        );
         let types: Vec<_> = status.conditions().iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["Available", "Progressing"]);
         remove_condition(&mut status, "Available");
@@ -135,7 +172,10 @@ mod tests {
     fn canary_spec() -> RolloutSpec {
         RolloutSpec {
             replicas: Some(5),
-            strategy: RolloutStrategy { canary: Some(CanaryStrategy::default()), ..Default::default() },
+            strategy: RolloutStrategy {
+                canary: Some(CanaryStrategy::default()),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -157,54 +197,117 @@ mod tests {
         assert_eq!(calculate_phase(&spec, &settled("a")), ("Healthy", String::new()));
 
         let mut aborted = settled("a");
-        set_condition(&mut aborted, new_condition("Progressing", "False", "RolloutAborted", "Rollout aborted update to revision 5", &at(1)));
-        aborted.pause_conditions = Some(vec![PauseCondition { reason: "CanaryPauseStep".into(), start_time: at(1) }]);
+        set_condition(
+            &mut aborted,
+            new_condition(
+                "Progressing",
+                "False",
+                "RolloutAborted",
+                "Rollout aborted update to revision 5",
+                &at(1),
+            ),
+        );
+        aborted.pause_conditions = Some(vec![PauseCondition {
+            reason: "CanaryPauseStep".into(),
+            start_time: at(1),
+        }]);
         assert_eq!(
             calculate_phase(&spec, &aborted),
-            ("Degraded", "RolloutAborted: Rollout aborted update to revision 5".into())
+            (
+                "Degraded",
+                "RolloutAborted: Rollout aborted update to revision 5".into()
+            )
         );
 
         let mut paused = settled("a");
-        paused.pause_conditions = Some(vec![PauseCondition { reason: "CanaryPauseStep".into(), start_time: at(1) }]);
-        assert_eq!(calculate_phase(&spec, &paused), ("Paused", "CanaryPauseStep".into()));
-        let manual = RolloutSpec { paused: Some(true), ..canary_spec() };
-        assert_eq!(calculate_phase(&manual, &paused), ("Paused", "manually paused".into()));
+        paused.pause_conditions = Some(vec![PauseCondition {
+            reason: "CanaryPauseStep".into(),
+            start_time: at(1),
+        }]);
+        assert_eq!(
+            calculate_phase(&spec, &paused),
+            ("Paused", "CanaryPauseStep".into())
+        );
+        let manual = RolloutSpec {
+            paused: Some(true),
+            ..canary_spec()
+        };
+        assert_eq!(
+            calculate_phase(&manual, &paused),
+            ("Paused", "manually paused".into())
+        );
 
         let mut updating = settled("a");
         updating.updated_replicas = Some(1);
-        assert_eq!(calculate_phase(&spec, &updating).1, "more replicas need to be updated");
+        assert_eq!(
+            calculate_phase(&spec, &updating).1,
+            "more replicas need to be updated"
+        );
         let mut becoming = settled("a");
         becoming.available_replicas = Some(4);
-        assert_eq!(calculate_phase(&spec, &becoming).1, "updated replicas are still becoming available");
+        assert_eq!(
+            calculate_phase(&spec, &becoming).1,
+            "updated replicas are still becoming available"
+        );
         let mut old_pending = settled("a");
         old_pending.replicas = Some(6);
-        assert_eq!(calculate_phase(&spec, &old_pending).1, "old replicas are pending termination");
+        assert_eq!(
+            calculate_phase(&spec, &old_pending).1,
+            "old replicas are pending termination"
+        );
         let mut steps = settled("b");
         steps.stable_rs = Some("a".into());
-        assert_eq!(calculate_phase(&spec, &steps).1, "waiting for all steps to complete");
+        assert_eq!(
+            calculate_phase(&spec, &steps).1,
+            "waiting for all steps to complete"
+        );
     }
 
     #[test]
     fn blue_green_waits_for_active_cutover() {
         let spec = RolloutSpec {
             replicas: Some(5),
-            strategy: RolloutStrategy { blue_green: Some(Default::default()), ..Default::default() },
+            strategy: RolloutStrategy {
+                blue_green: Some(Default::default()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut status = settled("b");
-        status.blue_green = Some(BlueGreenStatus { active_selector: Some("a".into()), ..Default::default() });
-        assert_eq!(calculate_phase(&spec, &status), ("Progressing", "active service cutover pending".into()));
-        status.blue_green = Some(BlueGreenStatus { active_selector: Some("b".into()), ..Default::default() });
+        status.blue_green = Some(BlueGreenStatus {
+            active_selector: Some("a".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            calculate_phase(&spec, &status),
+            ("Progressing", "active service cutover pending".into())
+        );
+        status.blue_green = Some(BlueGreenStatus {
+            active_selector: Some("b".into()),
+            ..Default::default()
+        });
         assert_eq!(calculate_phase(&spec, &status), ("Healthy", String::new()));
     }
 
     #[test]
     fn invalid_spec_wins() {
         let mut status = settled("a");
-        set_condition(&mut status, new_condition("InvalidSpec", "True", "InvalidSpec", "The Rollout \"x\" is invalid: bad", &at(1)));
+        set_condition(
+            &mut status,
+            new_condition(
+                "InvalidSpec",
+                "True",
+                "InvalidSpec",
+                "The Rollout \"x\" is invalid: bad",
+                &at(1),
+            ),
+        );
         assert_eq!(
             calculate_phase(&canary_spec(), &status),
-            ("Degraded", "InvalidSpec: The Rollout \"x\" is invalid: bad".into())
+            (
+                "Degraded",
+                "InvalidSpec: The Rollout \"x\" is invalid: bad".into()
+            )
         );
     }
 }

@@ -26,7 +26,11 @@ use crate::{Error, metrics::Metrics, plan::referenced_services, reconcile, servi
 
 /// Flags of the rollout controller.
 #[derive(clap::Parser, Clone, Debug)]
-#[command(name = "rollout-controller", version, about = "Runs blue-green and canary updates of argoproj.io Rollouts")]
+#[command(
+    name = "rollout-controller",
+    version,
+    about = "Runs blue-green and canary updates of argoproj.io Rollouts"
+)]
 pub struct Args {
     /// Flags shared by all controllers.
     #[command(flatten)]
@@ -82,17 +86,27 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let namespace = args.common.namespace.as_deref().filter(|n| !n.is_empty());
     // Fail fast with a clear message when the CRD is missing.
     let typed: Api<Rollout> = api(&client, namespace);
-    typed.list(&ListParams::default().limit(1)).await.map_err(Error::CrdMissing)?;
+    typed
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(Error::CrdMissing)?;
 
     let (rs_store, rs_writer) = reflector::store::<ReplicaSet>();
-    let rs_stream = watcher(api::<ReplicaSet>(&client, namespace), watcher::Config::default().labels(keys::POD_TEMPLATE_HASH))
-        .default_backoff()
-        .reflect(rs_writer)
-        .touched_objects();
+    let rs_stream = watcher(
+        api::<ReplicaSet>(&client, namespace),
+        watcher::Config::default().labels(keys::POD_TEMPLATE_HASH),
+    )
+    .default_backoff()
+    .reflect(rs_writer)
+    .touched_objects();
     // One Service watch feeds both the Rollout controller (as a trigger) and the release controller.
     let (svc_store, svc_writer) = reflector::store_shared::<Service>(1024);
-    let svc_for_rollouts = svc_writer.subscribe().ok_or(Error::Startup("service subscription"))?;
-    let svc_for_release = svc_writer.subscribe().ok_or(Error::Startup("service subscription"))?;
+    let svc_for_rollouts = svc_writer
+        .subscribe()
+        .ok_or(Error::Startup("service subscription"))?;
+    let svc_for_release = svc_writer
+        .subscribe()
+        .ok_or(Error::Startup("service subscription"))?;
     let svc_watch = watcher(api::<Service>(&client, namespace), watcher::Config::default())
         .default_backoff()
         .reflect_shared(svc_writer)
@@ -110,26 +124,42 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let mapper_store = rollouts.clone();
     let controller = controller
         .owns_stream(rs_stream)
-        .watches_shared_stream(svc_for_rollouts, move |svc: Arc<Service>| rollouts_referencing(&mapper_store, &svc));
+        .watches_shared_stream(svc_for_rollouts, move |svc: Arc<Service>| {
+            rollouts_referencing(&mapper_store, &svc)
+        });
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry, rollouts.clone());
     let admin_state = admin::AdminState::new(registry);
-    let admin_tasks = admin::serve(admin_state.clone(), &[args.common.metrics_addr, args.common.healthz_addr]).await?;
+    let admin_tasks = admin::serve(
+        admin_state.clone(),
+        &[args.common.metrics_addr, args.common.healthz_addr],
+    )
+    .await?;
 
-    let reporter = Reporter { controller: "rollouts-controller".into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter {
+        controller: "rollouts-controller".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
-        config: Config { resync: Duration::from_secs(args.rollout_resync.max(1)) },
+        config: Config {
+            resync: Duration::from_secs(args.rollout_resync.max(1)),
+        },
         replica_sets: rs_store.clone(),
         services: svc_store.clone(),
         rollouts: rollouts.clone(),
     });
 
     let readiness = {
-        let (rollouts, rs_store, svc_store, admin_state) = (rollouts.clone(), rs_store.clone(), svc_store.clone(), admin_state.clone());
+        let (rollouts, rs_store, svc_store, admin_state) = (
+            rollouts.clone(),
+            rs_store.clone(),
+            svc_store.clone(),
+            admin_state.clone(),
+        );
         async move {
             let synced = rollouts.wait_until_ready().await.is_ok()
                 && rs_store.wait_until_ready().await.is_ok()
@@ -150,25 +180,30 @@ pub async fn run(args: Args) -> Result<(), Error> {
             return;
         }
         // A deleted Rollout releases its Services: trigger on Rollout deletions too.
-        let deleted_rollouts = watcher(release_ctx_rollouts_api, watcher::Config::default().labels(&instance_selector))
-            .default_backoff()
-            .filter_map(|event| async move {
-                match event {
-                    Ok(watcher::Event::Delete(obj)) => Some(Ok(obj)),
-                    Err(e) => Some(Err(e)),
-                    Ok(_) => None,
-                }
-            });
+        let deleted_rollouts = watcher(
+            release_ctx_rollouts_api,
+            watcher::Config::default().labels(&instance_selector),
+        )
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(watcher::Event::Delete(obj)) => Some(Ok(obj)),
+                Err(e) => Some(Err(e)),
+                Ok(_) => None,
+            }
+        });
         Controller::for_shared_stream(svc_for_release, svc_store)
-            .watches_stream(deleted_rollouts, |guard: DeserializeGuard<Rollout>| match guard.0 {
-                Ok(rollout) => {
-                    let namespace = rollout.namespace().unwrap_or_default();
-                    referenced_services(&rollout)
-                        .into_iter()
-                        .map(|(_, name)| ObjectRef::<Service>::new(&name).within(&namespace))
-                        .collect::<Vec<_>>()
+            .watches_stream(deleted_rollouts, |guard: DeserializeGuard<Rollout>| {
+                match guard.0 {
+                    Ok(rollout) => {
+                        let namespace = rollout.namespace().unwrap_or_default();
+                        referenced_services(&rollout)
+                            .into_iter()
+                            .map(|(_, name)| ObjectRef::<Service>::new(&name).within(&namespace))
+                            .collect::<Vec<_>>()
+                    }
+                    Err(_) => Vec::new(),
                 }
-                Err(_) => Vec::new(),
             })
             .graceful_shutdown_on(shared_runtime::shutdown_signal())
             .run(services::reconcile, error_policy_service, release_ctx)
@@ -189,15 +224,20 @@ pub async fn run(args: Args) -> Result<(), Error> {
                     tracing::debug!(rollout = %obj.name, "invalid spec reported")
                 }
                 // Stale cache: retried at once with fresh data; not worth a warning.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(ref e @ Error::Api(kube::Error::Api(ref s)), ref obj))
-                    if s.code == 409 =>
-                {
+                Err(kube::runtime::controller::Error::ReconcilerFailed(
+                    ref e @ Error::Api(kube::Error::Api(ref s)),
+                    ref obj,
+                )) if s.code == 409 => {
                     tracing::debug!(rollout = %obj.name, error = %e, "conflict; retrying")
                 }
                 Err(e) => warn!(error = %e, "reconcile failed"),
             }
         });
-    info!(namespace = namespace.unwrap_or("<all>"), instance_id = args.common.instance_id.as_deref().unwrap_or(""), "starting rollout controller");
+    info!(
+        namespace = namespace.unwrap_or("<all>"),
+        instance_id = args.common.instance_id.as_deref().unwrap_or(""),
+        "starting rollout controller"
+    );
     tokio::select! {
         () = rollout_controller => {},
         () = svc_watch => error!("service watch ended"),
@@ -212,7 +252,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
 }
 
 /// Rollouts in the Service's namespace that name it.
-fn rollouts_referencing(store: &Store<DeserializeGuard<Rollout>>, svc: &Service) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
+fn rollouts_referencing(
+    store: &Store<DeserializeGuard<Rollout>>,
+    svc: &Service,
+) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
     let namespace = svc.namespace();
     let name = svc.name_any();
     store

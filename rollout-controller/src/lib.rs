@@ -13,6 +13,7 @@ pub mod replicas;
 pub mod replicaset;
 pub mod services;
 pub mod template;
+pub mod traffic;
 
 pub use controller::{Args, Context, run};
 

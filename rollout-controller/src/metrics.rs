@@ -53,8 +53,16 @@ impl Metrics {
         let reconcile_error = Family::<RolloutLabels, Counter>::default();
         let reconcile_duration = Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register("rollout_reconcile", "Rollout reconciliation performance.", reconcile.clone());
-        registry.register("rollout_reconcile_error", "Error occurring during the rollout", reconcile_error.clone());
+        registry.register(
+            "rollout_reconcile",
+            "Rollout reconciliation performance.",
+            reconcile.clone(),
+        );
+        registry.register(
+            "rollout_reconcile_error",
+            "Error occurring during the rollout",
+            reconcile_error.clone(),
+        );
         registry.register(
             "rollout_controller_reconcile_duration_seconds",
             "Duration of Rollout reconciles.",
@@ -66,7 +74,12 @@ impl Metrics {
             reconcile_errors.clone(),
         );
         registry.register_collector(Box::new(RolloutCollector { rollouts }));
-        Self { reconcile, reconcile_error, reconcile_duration, reconcile_errors }
+        Self {
+            reconcile,
+            reconcile_error,
+            reconcile_duration,
+            reconcile_errors,
+        }
     }
 
     /// Records one reconcile.
@@ -75,7 +88,11 @@ impl Metrics {
         self.reconcile_duration.observe(took.as_secs_f64());
         if let Some(category) = error {
             self.reconcile_error.get_or_create(labels).inc();
-            self.reconcile_errors.get_or_create(&ErrorLabels { error: category.into() }).inc();
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels {
+                    error: category.into(),
+                })
+                .inc();
         }
     }
 }
@@ -109,7 +126,10 @@ pub fn info_phase(rollout: &Rollout) -> &'static str {
     if status.condition(condition_type::INVALID_SPEC).is_some() {
         return "InvalidSpec";
     }
-    match status.condition(condition_type::PROGRESSING).map(|c| c.reason.as_str()) {
+    match status
+        .condition(condition_type::PROGRESSING)
+        .map(|c| c.reason.as_str())
+    {
         Some(reason::NEW_REPLICA_SET_AVAILABLE) => "Completed",
         Some(reason::ROLLOUT_PAUSED) => "Paused",
         Some(reason::REPLICA_SET_CREATE_ERROR) => "Error",
@@ -130,7 +150,15 @@ fn strategy_label(rollout: &Rollout) -> &'static str {
 }
 
 fn traffic_router_label(rollout: &Rollout) -> &'static str {
-    let Some(tr) = rollout.spec.strategy.canary.as_ref().and_then(|c| c.traffic_routing.as_ref()) else { return "" };
+    let Some(tr) = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+    else {
+        return "";
+    };
     if tr.istio.is_some() {
         "Istio"
     } else if tr.nginx.is_some() {
@@ -153,10 +181,26 @@ impl Collector for RolloutCollector {
         let info = Family::<InfoLabels, Gauge>::default();
         let phases = Family::<PhaseLabels, Gauge>::default();
         let gauges: [(&str, &str, Family<RolloutLabels, Gauge>); 4] = [
-            ("rollout_info_replicas_available", "The number of available replicas per rollout.", Family::default()),
-            ("rollout_info_replicas_unavailable", "The number of unavailable replicas per rollout.", Family::default()),
-            ("rollout_info_replicas_desired", "The number of desired replicas per rollout.", Family::default()),
-            ("rollout_info_replicas_updated", "The number of updated replicas per rollout.", Family::default()),
+            (
+                "rollout_info_replicas_available",
+                "The number of available replicas per rollout.",
+                Family::default(),
+            ),
+            (
+                "rollout_info_replicas_unavailable",
+                "The number of unavailable replicas per rollout.",
+                Family::default(),
+            ),
+            (
+                "rollout_info_replicas_desired",
+                "The number of desired replicas per rollout.",
+                Family::default(),
+            ),
+            (
+                "rollout_info_replicas_updated",
+                "The number of updated replicas per rollout.",
+                Family::default(),
+            ),
         ];
         for guard in self.rollouts.state() {
             let Ok(rollout) = &guard.0 else { continue };
@@ -172,9 +216,18 @@ impl Collector for RolloutCollector {
                 phase: phase.clone(),
             })
             .set(1);
-            let status_phase = rollout.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+            let status_phase = rollout
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
             for p in ["Healthy", "Degraded", "Progressing", "Paused"] {
-                let labels = PhaseLabels { namespace: namespace.clone(), name: name.clone(), strategy: strategy.clone(), phase: p.into() };
+                let labels = PhaseLabels {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    strategy: strategy.clone(),
+                    phase: p.into(),
+                };
                 phases.get_or_create(&labels).set(i64::from(status_phase == p));
             }
             let status = rollout.status.clone().unwrap_or_default();
@@ -190,7 +243,12 @@ impl Collector for RolloutCollector {
                 family.get_or_create(&labels).set(i64::from(value));
             }
         }
-        info.encode(encoder.encode_descriptor("rollout_info", "Information about rollout.", None, info.metric_type())?)?;
+        info.encode(encoder.encode_descriptor(
+            "rollout_info",
+            "Information about rollout.",
+            None,
+            info.metric_type(),
+        )?)?;
         phases.encode(encoder.encode_descriptor(
             "rollout_phase",
             "Information on the state of the rollout (DEPRECATED - use rollout_info)",

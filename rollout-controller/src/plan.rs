@@ -9,7 +9,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
-    api::{apps::v1::ReplicaSet, core::v1::Service},
+    api::{
+        apps::v1::ReplicaSet,
+        core::v1::{Pod, Service},
+    },
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
@@ -35,6 +38,8 @@ pub struct Observed {
     pub replica_sets: Vec<ReplicaSet>,
     /// Services the Rollout references, by name; missing ones are absent.
     pub services: BTreeMap<String, Service>,
+    /// Pods of the Rollout, only gathered while a restart (`spec.restartAt`) is pending.
+    pub pods: Vec<Pod>,
     /// The current time.
     pub now: Timestamp,
 }
@@ -52,6 +57,8 @@ pub enum Action {
     UpdateReplicaSet(ReplicaSetUpdate),
     /// Delete an old ReplicaSet beyond the revision history limit.
     DeleteReplicaSet(String),
+    /// Evict a pod (restart), respecting PodDisruptionBudgets.
+    EvictPod(String),
     /// Point a Service at a pod-template hash (and mark it managed by this Rollout).
     SwitchService {
         /// Service name.
@@ -106,7 +113,7 @@ pub struct Plan {
 /// Pause and abort changes decided during a reconcile, applied to the status at the end
 /// (Argo's `pauseContext`).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct PauseChanges {
+pub struct PauseChanges {
     pub add: Vec<&'static str>,
     pub remove: Vec<&'static str>,
     pub clear: bool,
@@ -116,7 +123,7 @@ pub(crate) struct PauseChanges {
 }
 
 /// Working state of one reconcile.
-pub(crate) struct Ctx<'a> {
+pub struct Ctx<'a> {
     pub rollout: &'a Rollout,
     /// The status as read, with the pause-condition bookkeeping of this reconcile applied.
     pub old: RolloutStatus,
@@ -125,6 +132,7 @@ pub(crate) struct Ctx<'a> {
     /// Working copies of the ReplicaSets.
     pub rss: Vec<ReplicaSet>,
     pub services: BTreeMap<String, Service>,
+    pub pods: Vec<Pod>,
     pub new_rs: Option<usize>,
     pub stable_rs: Option<usize>,
     pub pause: PauseChanges,
@@ -142,6 +150,7 @@ pub fn plan(observed: &Observed) -> Plan {
         replicas: rollout.spec.replicas(),
         rss: observed.replica_sets.clone(),
         services: observed.services.clone(),
+        pods: observed.pods.clone(),
         new_rs: None,
         stable_rs: None,
         pause: PauseChanges::default(),
@@ -159,7 +168,9 @@ pub fn plan(observed: &Observed) -> Plan {
     ctx.find_replica_sets();
     ctx.check_paused_conditions();
     let replicas_only = rollout.spec.is_paused()
-        || ctx.pause_condition(shared_types::constants::pause_reason::INCONCLUSIVE_ANALYSIS_RUN).is_some()
+        || ctx
+            .pause_condition(shared_types::constants::pause_reason::INCONCLUSIVE_ANALYSIS_RUN)
+            .is_some()
         || ctx.is_scaling_event();
     match (rollout.spec.strategy.blue_green.is_some(), replicas_only) {
         (true, false) => crate::bluegreen::reconcile(&mut ctx),
@@ -198,10 +209,16 @@ fn validate(observed: &Observed) -> Result<(), Vec<FieldError>> {
                 if managed_by.is_some_and(|m| m != name) {
                     errors.push(FieldError::new(
                         path.clone(),
-                        format!("Invalid value: {svc_name:?}: Service {svc_name:?} is managed by another Rollout"),
+                        format!(
+                            "Invalid value: {svc_name:?}: Service {svc_name:?} is managed by another Rollout"
+                        ),
                     ));
                 }
-                let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+                let selector = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.clone())
+                    .unwrap_or_default();
                 for (k, v) in &selector {
                     if k != keys::POD_TEMPLATE_HASH && template_labels.get(k) != Some(v) {
                         errors.push(FieldError::new(
@@ -221,7 +238,10 @@ pub fn referenced_services(rollout: &Rollout) -> Vec<(String, String)> {
     let strategy = &rollout.spec.strategy;
     let mut out = Vec::new();
     if let Some(bg) = &strategy.blue_green {
-        out.push(("spec.strategy.blueGreen.activeService".to_string(), bg.active_service.clone()));
+        out.push((
+            "spec.strategy.blueGreen.activeService".to_string(),
+            bg.active_service.clone(),
+        ));
         if let Some(p) = &bg.preview_service {
             out.push(("spec.strategy.blueGreen.previewService".to_string(), p.clone()));
         }
@@ -244,11 +264,19 @@ impl Ctx<'_> {
     }
 
     pub fn event(&mut self, reason: &str, message: impl Into<String>) {
-        self.plan.events.push(Event { warning: false, reason: reason.into(), message: message.into() });
+        self.plan.events.push(Event {
+            warning: false,
+            reason: reason.into(),
+            message: message.into(),
+        });
     }
 
     pub fn warning(&mut self, reason: &str, message: impl Into<String>) {
-        self.plan.events.push(Event { warning: true, reason: reason.into(), message: message.into() });
+        self.plan.events.push(Event {
+            warning: true,
+            reason: reason.into(),
+            message: message.into(),
+        });
     }
 
     /// Requeue no later than `after`.
@@ -269,7 +297,13 @@ impl Ctx<'_> {
         let first = errors.first().map(ToString::to_string).unwrap_or_default();
         let msg = message::invalid_spec(self.name(), &first);
         let mut status = self.old.clone();
-        let cond = new_condition(condition_type::INVALID_SPEC, "True", reason::INVALID_SPEC, msg.clone(), &self.now);
+        let cond = new_condition(
+            condition_type::INVALID_SPEC,
+            "True",
+            reason::INVALID_SPEC,
+            msg.clone(),
+            &self.now,
+        );
         if set_condition(&mut status, cond) {
             self.warning(event_reason::INVALID_SPEC, msg);
         }
@@ -289,20 +323,33 @@ impl Ctx<'_> {
         self.new_rs = self.index_of_hash(&desired).or_else(|| {
             // The same pods under another hash (e.g. a defaulted template copied back by undo).
             let want = crate::template::normalized(&self.rollout.spec.template.clone().unwrap_or_default());
-            self.rss.iter().position(|rs| rs.spec.template.as_ref().is_some_and(|t| crate::template::normalized(t) == want))
+            self.rss.iter().position(|rs| {
+                rs.spec
+                    .template
+                    .as_ref()
+                    .is_some_and(|t| crate::template::normalized(t) == want)
+            })
         });
         let stable = self.old.stable_rs.clone().unwrap_or_default();
-        self.stable_rs = if stable.is_empty() { None } else { self.index_of_hash(&stable) };
+        self.stable_rs = if stable.is_empty() {
+            None
+        } else {
+            self.index_of_hash(&stable)
+        };
     }
 
     /// `spec.replicas` changed since the ReplicaSets were last scaled (Argo's `isScalingEvent`).
     fn is_scaling_event(&self) -> bool {
         self.new_rs.is_some()
-            && self.rss.iter().filter(|rs| rsutil::spec_replicas(rs) > 0).any(|rs| {
-                rsutil::annotation(rs, keys::DESIRED_REPLICAS)
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .is_some_and(|d| d != self.replicas)
-            })
+            && self
+                .rss
+                .iter()
+                .filter(|rs| rsutil::spec_replicas(rs) > 0)
+                .any(|rs| {
+                    rsutil::annotation(rs, keys::DESIRED_REPLICAS)
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .is_some_and(|d| d != self.replicas)
+                })
     }
 
     pub fn index_of_hash(&self, hash: &str) -> Option<usize> {
@@ -324,7 +371,9 @@ impl Ctx<'_> {
 
     /// Indices of ReplicaSets that are neither new nor stable.
     pub fn others(&self) -> Vec<usize> {
-        (0..self.rss.len()).filter(|i| Some(*i) != self.new_rs && Some(*i) != self.stable_rs).collect()
+        (0..self.rss.len())
+            .filter(|i| Some(*i) != self.new_rs && Some(*i) != self.stable_rs)
+            .collect()
     }
 
     pub fn is_aborted(&self) -> bool {
@@ -343,24 +392,55 @@ impl Ctx<'_> {
             return;
         }
         let progressing = self.old.condition(condition_type::PROGRESSING).cloned();
-        let prog_paused = progressing.as_ref().is_some_and(|c| c.reason == reason::ROLLOUT_PAUSED);
+        let prog_paused = progressing
+            .as_ref()
+            .is_some_and(|c| c.reason == reason::ROLLOUT_PAUSED);
         let is_paused = !self.old.pause_conditions().is_empty() || self.rollout.spec.is_paused();
-        let abort_cond = progressing.as_ref().is_some_and(|c| c.reason == reason::ROLLOUT_ABORTED);
+        let abort_cond = progressing
+            .as_ref()
+            .is_some_and(|c| c.reason == reason::ROLLOUT_ABORTED);
         let mut updates = Vec::new();
         if is_paused != prog_paused && !abort_cond {
             updates.push(if is_paused {
-                new_condition(condition_type::PROGRESSING, "Unknown", reason::ROLLOUT_PAUSED, message::PAUSED, &self.now)
+                new_condition(
+                    condition_type::PROGRESSING,
+                    "Unknown",
+                    reason::ROLLOUT_PAUSED,
+                    message::PAUSED,
+                    &self.now,
+                )
             } else {
-                new_condition(condition_type::PROGRESSING, "Unknown", reason::ROLLOUT_RESUMED, message::RESUMED, &self.now)
+                new_condition(
+                    condition_type::PROGRESSING,
+                    "Unknown",
+                    reason::ROLLOUT_RESUMED,
+                    message::RESUMED,
+                    &self.now,
+                )
             });
         }
         if !self.old.is_aborted() && abort_cond {
-            updates.push(new_condition(condition_type::PROGRESSING, "Unknown", reason::ROLLOUT_RETRY, message::RETRY, &self.now));
+            updates.push(new_condition(
+                condition_type::PROGRESSING,
+                "Unknown",
+                reason::ROLLOUT_RETRY,
+                message::RETRY,
+                &self.now,
+            ));
         }
-        let paused_true = self.old.condition(condition_type::PAUSED).is_some_and(|c| c.status == "True");
+        let paused_true = self
+            .old
+            .condition(condition_type::PAUSED)
+            .is_some_and(|c| c.status == "True");
         if is_paused != paused_true && !abort_cond {
             let status = if is_paused { "True" } else { "False" };
-            updates.push(new_condition(condition_type::PAUSED, status, reason::ROLLOUT_PAUSED, message::PAUSED, &self.now));
+            updates.push(new_condition(
+                condition_type::PAUSED,
+                status,
+                reason::ROLLOUT_PAUSED,
+                message::PAUSED,
+                &self.now,
+            ));
         }
         for cond in updates {
             set_condition(&mut self.old, cond);
@@ -390,13 +470,17 @@ impl Ctx<'_> {
                 };
                 let current = rsutil::revision(rs);
                 if current < new_revision {
-                    update.annotations.insert(keys::REVISION.into(), Some(new_revision.to_string()));
+                    update
+                        .annotations
+                        .insert(keys::REVISION.into(), Some(new_revision.to_string()));
                     if current > 0 {
                         let history = match rsutil::annotation(rs, keys::REVISION_HISTORY) {
                             Some(h) if !h.is_empty() => format!("{h},{current}"),
                             _ => current.to_string(),
                         };
-                        update.annotations.insert(keys::REVISION_HISTORY.into(), Some(history));
+                        update
+                            .annotations
+                            .insert(keys::REVISION_HISTORY.into(), Some(history));
                     }
                 }
                 let wanted = rsutil::replica_set_annotations(self.rollout, 0, self.replicas);
@@ -427,8 +511,13 @@ impl Ctx<'_> {
         let template = self.rollout.spec.template.clone().unwrap_or_default();
         let rs = rsutil::new_replica_set(self.rollout, &template, &hash, revision);
         let rs_name = rs.metadata.name.clone().unwrap_or_default();
-        self.event(event_reason::NEW_REPLICA_SET_CREATED, format!("Created ReplicaSet {rs_name} (revision {revision})"));
-        self.plan.actions.push(Action::CreateReplicaSet(Box::new(rs.clone())));
+        self.event(
+            event_reason::NEW_REPLICA_SET_CREATED,
+            format!("Created ReplicaSet {rs_name} (revision {revision})"),
+        );
+        self.plan
+            .actions
+            .push(Action::CreateReplicaSet(Box::new(rs.clone())));
         self.rss.push(rs);
         self.new_rs = Some(self.rss.len() - 1);
         let cond = new_condition(
@@ -443,9 +532,17 @@ impl Ctx<'_> {
     }
 
     fn sync_rollout_revision(&mut self, revision: String) {
-        let current = self.rollout.metadata.annotations.as_ref().and_then(|a| a.get(keys::REVISION));
+        let current = self
+            .rollout
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(keys::REVISION));
         if current != Some(&revision) {
-            self.event(event_reason::ROLLOUT_UPDATED, format!("Rollout updated to revision {revision}"));
+            self.event(
+                event_reason::ROLLOUT_UPDATED,
+                format!("Rollout updated to revision {revision}"),
+            );
             self.plan.actions.push(Action::SetRolloutRevision(revision));
         }
     }
@@ -460,7 +557,13 @@ impl Ctx<'_> {
                 Action::SetRolloutRevision(r) => Some(r.clone()),
                 _ => None,
             })
-            .or_else(|| self.rollout.metadata.annotations.as_ref().and_then(|a| a.get(keys::REVISION).cloned()))
+            .or_else(|| {
+                self.rollout
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(keys::REVISION).cloned())
+            })
             .unwrap_or_default()
     }
 
@@ -514,7 +617,9 @@ impl Ctx<'_> {
             replicas: Some(target),
             ..Default::default()
         };
-        update.annotations.insert(keys::DESIRED_REPLICAS.into(), Some(wanted_annotation));
+        update
+            .annotations
+            .insert(keys::DESIRED_REPLICAS.into(), Some(wanted_annotation));
         if target == 0 && rsutil::annotation(rs, keys::SCALE_DOWN_DEADLINE).is_some() {
             update.annotations.insert(keys::SCALE_DOWN_DEADLINE.into(), None);
         }
@@ -524,7 +629,9 @@ impl Ctx<'_> {
             let direction = if target > current { "up" } else { "down" };
             self.event(
                 event_reason::SCALING_REPLICA_SET,
-                format!("Scaled {direction} ReplicaSet {name} (revision {revision}) from {current} to {target}"),
+                format!(
+                    "Scaled {direction} ReplicaSet {name} (revision {revision}) from {current} to {target}"
+                ),
             );
         }
         current != target
@@ -533,7 +640,7 @@ impl Ctx<'_> {
     /// Sets or removes the scale-down deadline annotation.
     pub fn set_scale_down_deadline(&mut self, i: usize, deadline: Option<Timestamp>) {
         let rs = &self.rss[i];
-        let value = deadline.map(|d| format_deadline(d));
+        let value = deadline.map(format_deadline);
         if rsutil::annotation(rs, keys::SCALE_DOWN_DEADLINE) == value.as_deref() {
             return;
         }
@@ -549,7 +656,10 @@ impl Ctx<'_> {
     /// Removes scale-down deadlines from the new and stable ReplicaSets, so going back to a
     /// delayed ReplicaSet revives it.
     pub fn remove_scale_down_deadlines(&mut self, keep_new: bool) {
-        let targets: Vec<usize> = [if keep_new { None } else { self.new_rs }, self.stable_rs].into_iter().flatten().collect();
+        let targets: Vec<usize> = [if keep_new { None } else { self.new_rs }, self.stable_rs]
+            .into_iter()
+            .flatten()
+            .collect();
         for i in targets {
             if rsutil::annotation(&self.rss[i], keys::SCALE_DOWN_DEADLINE).is_some() {
                 self.set_scale_down_deadline(i, None);
@@ -560,8 +670,14 @@ impl Ctx<'_> {
     /// Points a Service at the ReplicaSet with `hash` (Argo's `switchServiceSelector`).
     pub fn switch_service(&mut self, service: &str, hash: &str) {
         let rollout_name = self.name().to_string();
-        let Some(svc) = self.services.get_mut(service) else { return };
-        let selector = svc.spec.get_or_insert_with(Default::default).selector.get_or_insert_with(Default::default);
+        let Some(svc) = self.services.get_mut(service) else {
+            return;
+        };
+        let selector = svc
+            .spec
+            .get_or_insert_with(Default::default)
+            .selector
+            .get_or_insert_with(Default::default);
         let old = selector.get(keys::POD_TEMPLATE_HASH).cloned().unwrap_or_default();
         let annotations = svc.metadata.annotations.get_or_insert_with(Default::default);
         let managed = annotations.get(keys::MANAGED_BY_ROLLOUTS).is_some();
@@ -570,9 +686,15 @@ impl Ctx<'_> {
         }
         selector.insert(keys::POD_TEMPLATE_HASH.into(), hash.into());
         annotations.insert(keys::MANAGED_BY_ROLLOUTS.into(), rollout_name);
-        self.plan.actions.push(Action::SwitchService { service: service.into(), hash: hash.into() });
+        self.plan.actions.push(Action::SwitchService {
+            service: service.into(),
+            hash: hash.into(),
+        });
         if old != hash {
-            self.event(event_reason::SWITCH_SERVICE, format!("Switched selector for service '{service}' from '{old}' to '{hash}'"));
+            self.event(
+                event_reason::SWITCH_SERVICE,
+                format!("Switched selector for service '{service}' from '{old}' to '{hash}'"),
+            );
         }
     }
 
@@ -604,7 +726,9 @@ impl Ctx<'_> {
             .into_iter()
             .filter(|i| {
                 let rs = &self.rss[*i];
-                rsutil::spec_replicas(rs) == 0 && rsutil::status_replicas(rs) == 0 && rs.metadata.deletion_timestamp.is_none()
+                rsutil::spec_replicas(rs) == 0
+                    && rsutil::status_replicas(rs) == 0
+                    && rs.metadata.deletion_timestamp.is_none()
             })
             .collect();
         if candidates.len() <= limit {
@@ -618,12 +742,84 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether a restart (`spec.restartAt` newer than `status.restartedAt`) is pending.
+    pub fn restart_pending(rollout: &Rollout) -> bool {
+        let restart_at = rollout.spec.restart_at.as_ref();
+        let done = rollout.status.as_ref().and_then(|s| s.restarted_at.as_ref());
+        restart_at.is_some_and(|r| done.is_none_or(|d| d.0 < r.0))
+    }
+
+    /// Restarts pods created before `spec.restartAt` by evicting them a few at a time, never
+    /// below the availability budget (Argo's pod restarter). Returns the restart time once
+    /// no old pod is left: then `status.restartedAt` becomes `spec.restartAt`.
+    pub fn reconcile_restart(&mut self, max_unavailable: i32) {
+        if !Self::restart_pending(self.rollout) {
+            return;
+        }
+        let Some(restart_at) = self.rollout.spec.restart_at.clone() else {
+            return;
+        };
+        // Stable first, then new, then the others oldest first.
+        let mut order: Vec<usize> = self.stable_rs.into_iter().chain(self.new_rs).collect();
+        let mut others = self.others();
+        others.sort_by_key(|i| rsutil::revision(&self.rss[*i]));
+        order.extend(others);
+        order.dedup();
+        let mut old_pods: Vec<String> = Vec::new();
+        for i in order {
+            let Some(hash) = rsutil::hash(&self.rss[i]) else {
+                continue;
+            };
+            let mut pods: Vec<&Pod> = self
+                .pods
+                .iter()
+                .filter(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(keys::POD_TEMPLATE_HASH))
+                        .map(String::as_str)
+                        == Some(hash)
+                })
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| {
+                    p.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .is_some_and(|c| c.0 < restart_at.0)
+                })
+                .collect();
+            pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+            old_pods.extend(pods.iter().filter_map(|p| p.metadata.name.clone()));
+        }
+        if old_pods.is_empty() {
+            self.old.restarted_at = Some(restart_at);
+            return;
+        }
+        let desired: i32 = self
+            .rss
+            .iter()
+            .map(rsutil::spec_replicas)
+            .sum::<i32>()
+            .max(self.replicas);
+        let available: i32 = self.rss.iter().map(rsutil::available_replicas).sum();
+        let budget = max_unavailable.max(1) - (desired - available);
+        for pod in old_pods.into_iter().take(usize::try_from(budget).unwrap_or(0)) {
+            self.plan.actions.push(Action::EvictPod(pod));
+        }
+        // Evicted pods come back through the ReplicaSet; look again soon in case no event arrives.
+        self.requeue(Duration::from_secs(5));
+    }
+
     /// Counts over all ReplicaSets and the status fields every strategy shares (Argo's
     /// `calculateBaseStatus`).
     pub fn base_status(&self) -> RolloutStatus {
         let mut status = RolloutStatus {
             current_pod_hash: Some(
-                self.new_rs().and_then(rsutil::hash).map(str::to_string).unwrap_or_else(|| self.desired_hash()),
+                self.new_rs()
+                    .and_then(rsutil::hash)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.desired_hash()),
             ),
             replicas: Some(self.rss.iter().map(rsutil::status_replicas).sum()),
             updated_replicas: Some(self.new_rs().map_or(0, rsutil::status_replicas)),
@@ -635,7 +831,8 @@ impl Ctx<'_> {
             ..Default::default()
         };
         remove_condition(&mut status, condition_type::INVALID_SPEC);
-        let promote_full = self.old.promote_full.unwrap_or(false) && status.current_pod_hash != status.stable_rs;
+        let promote_full =
+            self.old.promote_full.unwrap_or(false) && status.current_pod_hash != status.stable_rs;
         status.promote_full = promote_full.then_some(true);
         status
     }
@@ -643,7 +840,9 @@ impl Ctx<'_> {
     /// Whether the pod template or the canary steps changed since the status was written.
     pub fn template_or_steps_changed(&self) -> bool {
         let steps_changed = match self.old.current_step_hash.as_deref() {
-            Some(h) if !h.is_empty() => self.rollout.spec.strategy.canary.is_some() && h != steps_hash(self.rollout),
+            Some(h) if !h.is_empty() => {
+                self.rollout.spec.strategy.canary.is_some() && h != steps_hash(self.rollout)
+            }
             _ => false,
         };
         steps_changed || self.pod_spec_changed()
@@ -653,7 +852,11 @@ impl Ctx<'_> {
     pub fn pod_spec_changed(&self) -> bool {
         match self.old.current_pod_hash.as_deref() {
             Some(h) if !h.is_empty() => {
-                let current = self.new_rs().and_then(rsutil::hash).map(str::to_string).unwrap_or_else(|| self.desired_hash());
+                let current = self
+                    .new_rs()
+                    .and_then(rsutil::hash)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.desired_hash());
                 h != current
             }
             _ => false,
@@ -665,8 +868,17 @@ impl Ctx<'_> {
         self.pause.clear = true;
         self.pause.remove_abort = true;
         status.promote_full = None;
-        status.blue_green.get_or_insert_with(Default::default).scale_up_preview_check_point = None;
-        let steps = self.rollout.spec.strategy.canary.as_ref().map_or(0, |c| c.steps().len());
+        status
+            .blue_green
+            .get_or_insert_with(Default::default)
+            .scale_up_preview_check_point = None;
+        let steps = self
+            .rollout
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .map_or(0, |c| c.steps().len());
         status.current_step_index = (steps > 0).then_some(0);
         status.restarted_at = self.rollout.spec.restart_at.clone();
     }
@@ -698,10 +910,28 @@ impl Ctx<'_> {
         let now = self.now.clone();
         let healthy = !is_paused && self.rollout_complete(status, true);
         let became_unhealthy = if healthy {
-            set_condition(status, new_condition(condition_type::HEALTHY, "True", reason::ROLLOUT_HEALTHY, message::HEALTHY, &now));
+            set_condition(
+                status,
+                new_condition(
+                    condition_type::HEALTHY,
+                    "True",
+                    reason::ROLLOUT_HEALTHY,
+                    message::HEALTHY,
+                    &now,
+                ),
+            );
             false
         } else {
-            set_condition(status, new_condition(condition_type::HEALTHY, "False", reason::ROLLOUT_HEALTHY, message::NOT_HEALTHY, &now))
+            set_condition(
+                status,
+                new_condition(
+                    condition_type::HEALTHY,
+                    "False",
+                    reason::ROLLOUT_HEALTHY,
+                    message::NOT_HEALTHY,
+                    &now,
+                ),
+            )
         };
 
         let current = self.old.condition(condition_type::PROGRESSING).cloned();
@@ -709,10 +939,22 @@ impl Ctx<'_> {
         if !aborted {
             if self.rollout_complete(status, false) {
                 let msg = message::replica_set_completed(rs_name.as_deref().unwrap_or_default());
-                set_condition(status, new_condition(condition_type::PROGRESSING, "True", reason::NEW_REPLICA_SET_AVAILABLE, msg, &now));
+                set_condition(
+                    status,
+                    new_condition(
+                        condition_type::PROGRESSING,
+                        "True",
+                        reason::NEW_REPLICA_SET_AVAILABLE,
+                        msg,
+                        &now,
+                    ),
+                );
             } else if self.made_progress(status) {
                 let (why, msg) = if status.stable_rs == status.current_pod_hash && became_unhealthy {
-                    (reason::REPLICA_SET_NOT_AVAILABLE, message::NOT_AVAILABLE.to_string())
+                    (
+                        reason::REPLICA_SET_NOT_AVAILABLE,
+                        message::NOT_AVAILABLE.to_string(),
+                    )
                 } else {
                     let msg = match &rs_name {
                         Some(n) => message::replica_set_progressing(n),
@@ -734,36 +976,79 @@ impl Ctx<'_> {
                     Some(n) => message::replica_set_timed_out(n),
                     None => format!("Rollout \"{}\" has timed out progressing.", self.name()),
                 };
-                let cond = new_condition(condition_type::PROGRESSING, "False", reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone(), &now);
+                let cond = new_condition(
+                    condition_type::PROGRESSING,
+                    "False",
+                    reason::PROGRESS_DEADLINE_EXCEEDED,
+                    msg.clone(),
+                    &now,
+                );
                 if set_condition(status, cond) {
                     self.warning(reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone());
-                    if self.rollout.spec.progress_deadline_abort() && status.stable_rs != status.current_pod_hash {
+                    if self.rollout.spec.progress_deadline_abort()
+                        && status.stable_rs != status.current_pod_hash
+                    {
                         self.pause.add_abort = true;
-                        self.pause.abort_message = Some(format!("{}: {msg}", reason::PROGRESS_DEADLINE_EXCEEDED));
+                        self.pause.abort_message =
+                            Some(format!("{}: {msg}", reason::PROGRESS_DEADLINE_EXCEEDED));
                     }
                 }
             }
         }
         if self.is_aborted() {
-            let msg = message::rollout_aborted(&self.rollout_revision(), self.pause.abort_message.as_deref());
-            let cond = new_condition(condition_type::PROGRESSING, "False", reason::ROLLOUT_ABORTED, msg.clone(), &now);
+            let revision = self.rollout_revision();
+            // The detail (e.g. the deadline that triggered the abort) is only known in the
+            // reconcile that aborted; keep it afterwards instead of rewriting a shorter message.
+            let kept = current
+                .as_ref()
+                .filter(|c| c.reason == reason::ROLLOUT_ABORTED && self.pause.abort_message.is_none())
+                .map(|c| c.message.clone())
+                .filter(|m| m.starts_with(&message::rollout_aborted(&revision, None)));
+            let msg = kept
+                .unwrap_or_else(|| message::rollout_aborted(&revision, self.pause.abort_message.as_deref()));
+            let cond = new_condition(
+                condition_type::PROGRESSING,
+                "False",
+                reason::ROLLOUT_ABORTED,
+                msg.clone(),
+                &now,
+            );
             if set_condition(status, cond) {
                 self.warning(reason::ROLLOUT_ABORTED, msg);
             }
         }
 
         let available = if available_now {
-            new_condition(condition_type::AVAILABLE, "True", reason::AVAILABLE, message::AVAILABLE, &now)
+            new_condition(
+                condition_type::AVAILABLE,
+                "True",
+                reason::AVAILABLE,
+                message::AVAILABLE,
+                &now,
+            )
         } else {
-            new_condition(condition_type::AVAILABLE, "False", reason::AVAILABLE, message::NOT_AVAILABLE, &now)
+            new_condition(
+                condition_type::AVAILABLE,
+                "False",
+                reason::AVAILABLE,
+                message::NOT_AVAILABLE,
+                &now,
+            )
         };
         set_condition(status, available);
 
-        let completed = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty()) && status.stable_rs == status.current_pod_hash;
+        let completed = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty())
+            && status.stable_rs == status.current_pod_hash;
         let completed_status = if completed { "True" } else { "False" };
         set_condition(
             status,
-            new_condition(condition_type::COMPLETED, completed_status, reason::ROLLOUT_COMPLETED, message::COMPLETED, &now),
+            new_condition(
+                condition_type::COMPLETED,
+                completed_status,
+                reason::ROLLOUT_COMPLETED,
+                message::COMPLETED,
+                &now,
+            ),
         );
     }
 
@@ -774,17 +1059,26 @@ impl Ctx<'_> {
         let strategy_done = if let Some(bg) = &self.rollout.spec.strategy.blue_green {
             let bgs = status.blue_green.clone().unwrap_or_default();
             let active_done = bgs.active_selector == status.current_pod_hash;
-            let preview_done = bg.preview_service.is_none() || bgs.preview_selector == status.current_pod_hash;
+            let preview_done =
+                bg.preview_service.is_none() || bgs.preview_selector == status.current_pod_hash;
             active_done && preview_done
         } else {
-            let steps = self.rollout.spec.strategy.canary.as_ref().map_or(0, |c| c.steps().len());
+            let steps = self
+                .rollout
+                .spec
+                .strategy
+                .canary
+                .as_ref()
+                .map_or(0, |c| c.steps().len());
             let all_steps = steps == 0
                 || status.current_step_index.is_none()
                 || status.current_step_index == i32::try_from(steps).ok();
-            let stable = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty()) && status.stable_rs == status.current_pod_hash;
+            let stable = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty())
+                && status.stable_rs == status.current_pod_hash;
             all_steps && stable && status.replicas == Some(replicas)
         };
-        let observed = self.old.observed_generation == self.rollout.metadata.generation.map(|g| g.to_string());
+        let observed =
+            self.old.observed_generation == self.rollout.metadata.generation.map(|g| g.to_string());
         strategy_done
             && status.updated_replicas == Some(replicas)
             && status.available_replicas == Some(replicas)
@@ -799,8 +1093,11 @@ impl Ctx<'_> {
             let n = status.blue_green.clone().unwrap_or_default();
             o.active_selector != n.active_selector || o.preview_selector != n.preview_selector
         } else {
-            let step_moved = matches!((old.current_step_index, status.current_step_index), (Some(a), Some(b)) if a != b);
-            old.stable_rs != status.stable_rs || step_moved || old.current_step_hash != status.current_step_hash
+            let step_moved =
+                matches!((old.current_step_index, status.current_step_index), (Some(a), Some(b)) if a != b);
+            old.stable_rs != status.stable_rs
+                || step_moved
+                || old.current_step_hash != status.current_step_hash
         };
         let old_old = old.replicas.unwrap_or(0) - old.updated_replicas.unwrap_or(0);
         let new_old = status.replicas.unwrap_or(0) - status.updated_replicas.unwrap_or(0);
@@ -813,7 +1110,9 @@ impl Ctx<'_> {
 
     /// Argo's `RolloutTimedOut`.
     fn timed_out(&mut self, status: &RolloutStatus) -> bool {
-        let Some(cond) = status.condition(condition_type::PROGRESSING) else { return false };
+        let Some(cond) = status.condition(condition_type::PROGRESSING) else {
+            return false;
+        };
         if cond.reason == reason::ROLLOUT_ABORTED || cond.reason == reason::ROLLOUT_PAUSED {
             return false;
         }
@@ -823,7 +1122,10 @@ impl Ctx<'_> {
         if self.progress_deadline_suspended() {
             return false;
         }
-        let deadline = cond.last_update_time.0 + k8s_openapi::jiff::SignedDuration::from_secs(i64::from(self.rollout.spec.progress_deadline_seconds()));
+        let deadline = cond.last_update_time.0
+            + k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
+                self.rollout.spec.progress_deadline_seconds(),
+            ));
         if deadline < self.now.0 {
             return true;
         }
@@ -845,10 +1147,16 @@ impl Ctx<'_> {
                 return true;
             }
         }
-        if self.old.condition(condition_type::PAUSED).is_some_and(|c| c.status == "True") {
+        if self
+            .old
+            .condition(condition_type::PAUSED)
+            .is_some_and(|c| c.status == "True")
+        {
             return true;
         }
-        self.others().into_iter().any(|i| rsutil::scale_down_deadline(&self.rss[i]).is_some())
+        self.others()
+            .into_iter()
+            .any(|i| rsutil::scale_down_deadline(&self.rss[i]).is_some())
     }
 
     /// Applies the pause changes, stamps generation and phase, and stores the status in the plan.
@@ -873,7 +1181,10 @@ impl Ctx<'_> {
                     .collect();
                 for reason in &self.pause.add {
                     if !self.old.pause_conditions().iter().any(|c| c.reason == *reason) {
-                        conds.push(shared_types::rollout::PauseCondition { reason: (*reason).into(), start_time: now.clone() });
+                        conds.push(shared_types::rollout::PauseCondition {
+                            reason: (*reason).into(),
+                            start_time: now.clone(),
+                        });
                         controller_pause = true;
                     }
                 }
@@ -886,8 +1197,15 @@ impl Ctx<'_> {
         let had_pause = !self.old.pause_conditions().is_empty();
         let has_pause = !status.pause_conditions.as_deref().unwrap_or_default().is_empty();
         if has_pause && !had_pause {
-            let first = status.pause_conditions().first().map(|c| c.reason.clone()).unwrap_or_default();
-            self.event(event_reason::ROLLOUT_PAUSED, format!("Rollout is paused ({first})"));
+            let first = status
+                .pause_conditions()
+                .first()
+                .map(|c| c.reason.clone())
+                .unwrap_or_default();
+            self.event(
+                event_reason::ROLLOUT_PAUSED,
+                format!("Rollout is paused ({first})"),
+            );
         } else if had_pause && !has_pause && !self.is_aborted() {
             self.event(event_reason::ROLLOUT_RESUMED, message::RESUMED);
         }
@@ -915,7 +1233,13 @@ impl Ctx<'_> {
 
 /// `status.currentStepHash` of a canary Rollout.
 pub fn steps_hash(rollout: &Rollout) -> String {
-    rollout.spec.strategy.canary.as_ref().map(|c| c.steps_hash()).unwrap_or_default()
+    rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .map(|c| c.steps_hash())
+        .unwrap_or_default()
 }
 
 /// RFC 3339 UTC with second precision, as Argo writes `scale-down-deadline`.

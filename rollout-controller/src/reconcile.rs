@@ -4,12 +4,15 @@
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use k8s_openapi::{
-    api::{apps::v1::ReplicaSet, core::v1::Service},
+    api::{
+        apps::v1::ReplicaSet,
+        core::v1::{Pod, Service},
+    },
     jiff::Timestamp,
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams},
     core::DeserializeGuard,
     runtime::{
         controller::Action as Requeue,
@@ -36,14 +39,21 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Rollout>>, ctx: Arc<Context>)
     let started = Instant::now();
     let (namespace, name) = match &guard.0 {
         Ok(r) => (r.namespace().unwrap_or_default(), r.name_any()),
-        Err(invalid) => (invalid.metadata.namespace.clone().unwrap_or_default(), invalid.metadata.name.clone().unwrap_or_default()),
+        Err(invalid) => (
+            invalid.metadata.namespace.clone().unwrap_or_default(),
+            invalid.metadata.name.clone().unwrap_or_default(),
+        ),
     };
     let labels = RolloutLabels { namespace, name };
     let result = match &guard.0 {
         Ok(rollout) => reconcile_rollout(rollout, &ctx).await,
         Err(invalid) => report_malformed(invalid, &ctx).await,
     };
-    ctx.metrics.observe(&labels, started.elapsed(), result.as_ref().err().map(Error::category));
+    ctx.metrics.observe(
+        &labels,
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
     result
 }
 
@@ -61,7 +71,18 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
             ctx.services.get(&key).map(|s| (svc, (*s).clone()))
         })
         .collect();
-    let observed = Observed { rollout: rollout.clone(), replica_sets, services, now: Timestamp::now() };
+    let pods = if crate::plan::Ctx::restart_pending(rollout) {
+        list_pods(rollout, &namespace, ctx).await?
+    } else {
+        Vec::new()
+    };
+    let observed = Observed {
+        rollout: rollout.clone(),
+        replica_sets,
+        services,
+        pods,
+        now: Timestamp::now(),
+    };
     let plan = plan(&observed);
     execute(rollout, &plan, ctx).await?;
     Ok(match plan.requeue_after {
@@ -72,7 +93,12 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
 }
 
 /// ReplicaSets controlled by the Rollout, adopting orphans whose labels match its selector.
-async fn gather_replica_sets(rollout: &Rollout, namespace: &str, uid: &str, ctx: &Context) -> Result<Vec<ReplicaSet>, Error> {
+async fn gather_replica_sets(
+    rollout: &Rollout,
+    namespace: &str,
+    uid: &str,
+    ctx: &Context,
+) -> Result<Vec<ReplicaSet>, Error> {
     let selector = rollout.spec.selector.clone().unwrap_or_default();
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
     let mut out = Vec::new();
@@ -82,7 +108,9 @@ async fn gather_replica_sets(rollout: &Rollout, namespace: &str, uid: &str, ctx:
         }
         if rsutil::is_owned_by(&rs, uid) {
             out.push((*rs).clone());
-        } else if !rsutil::has_controller(&rs) && selector_matches(&selector, rs.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) {
+        } else if !rsutil::has_controller(&rs)
+            && selector_matches(&selector, rs.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))
+        {
             let owner = rsutil::owner_reference(rollout);
             let patch = json!({
                 "metadata": {
@@ -90,7 +118,10 @@ async fn gather_replica_sets(rollout: &Rollout, namespace: &str, uid: &str, ctx:
                     "ownerReferences": [owner],
                 }
             });
-            let adopted = api.patch(&rs.name_any(), &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+            let adopted = api
+                .patch(&rs.name_any(), &patch_params(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::Api)?;
             info!(replicaset = %adopted.name_any(), "adopted orphan ReplicaSet");
             out.push(adopted);
         }
@@ -99,8 +130,27 @@ async fn gather_replica_sets(rollout: &Rollout, namespace: &str, uid: &str, ctx:
     Ok(out)
 }
 
+/// Pods selected by the Rollout (only needed while a restart is pending).
+async fn list_pods(rollout: &Rollout, namespace: &str, ctx: &Context) -> Result<Vec<Pod>, Error> {
+    let selector = rollout
+        .spec
+        .selector
+        .as_ref()
+        .map(crate::canary::format_selector)
+        .unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::Api)?
+        .items)
+}
+
 fn patch_params() -> PatchParams {
-    PatchParams { field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()), ..Default::default() }
+    PatchParams {
+        field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()),
+        ..Default::default()
+    }
 }
 
 /// Executes the plan's actions in order, then its status and events.
@@ -116,18 +166,32 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
         debug!(?action, "executing");
         match action {
             Action::DefaultSpecReplicas => {
-                let patch = json!({"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": 1}});
-                let updated = rollouts.patch(&name, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+                let patch =
+                    json!({"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": 1}});
+                let updated = rollouts
+                    .patch(&name, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(Error::Api)?;
                 resource_version = updated.resource_version();
             }
             Action::SetRolloutRevision(revision) => {
                 let patch = json!({"metadata": {"resourceVersion": resource_version, "annotations": {keys::REVISION: revision}}});
-                let updated = rollouts.patch(&name, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+                let updated = rollouts
+                    .patch(&name, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(Error::Api)?;
                 resource_version = updated.resource_version();
             }
             Action::CreateReplicaSet(rs) => create_replica_set(rollout, rs, &replica_sets, ctx).await?,
             Action::UpdateReplicaSet(update) => {
-                replica_sets.patch(&update.name, &patch_params(), &Patch::Merge(&update_patch(update))).await.map_err(Error::Api)?;
+                replica_sets
+                    .patch(
+                        &update.name,
+                        &patch_params(),
+                        &Patch::Merge(&update_patch(update)),
+                    )
+                    .await
+                    .map_err(Error::Api)?;
             }
             Action::DeleteReplicaSet(rs) => {
                 info!(replicaset = %rs, "deleting old ReplicaSet beyond revisionHistoryLimit");
@@ -137,12 +201,26 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     Err(e) => return Err(Error::Api(e)),
                 }
             }
+            Action::EvictPod(pod) => {
+                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+                match pods.evict(pod, &EvictParams::default()).await {
+                    Ok(_) => info!(pod = %pod, "evicted pod for restart"),
+                    // 429: a PodDisruptionBudget forbids it now; the restart retries later.
+                    Err(kube::Error::Api(e)) if e.code == 429 || e.code == 404 => {
+                        debug!(pod = %pod, code = e.code, "eviction not possible now")
+                    }
+                    Err(e) => return Err(Error::Api(e)),
+                }
+            }
             Action::SwitchService { service, hash } => {
                 let patch = json!({
                     "metadata": {"annotations": {keys::MANAGED_BY_ROLLOUTS: name}},
                     "spec": {"selector": {keys::POD_TEMPLATE_HASH: hash}},
                 });
-                services.patch(service, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+                services
+                    .patch(service, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(Error::Api)?;
             }
         }
     }
@@ -155,7 +233,10 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
             // cleared no matter which manager set them. resourceVersion guards against a
             // concurrent user change being overwritten.
             let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": diff});
-            rollouts.patch_status(&name, &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+            rollouts
+                .patch_status(&name, &patch_params(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::Api)?;
         }
     }
     publish_events(rollout, plan, ctx).await;
@@ -165,8 +246,22 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
     Ok(())
 }
 
-async fn create_replica_set(rollout: &Rollout, rs: &ReplicaSet, api: &Api<ReplicaSet>, ctx: &Context) -> Result<(), Error> {
-    match api.create(&PostParams { field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()), ..Default::default() }, rs).await {
+async fn create_replica_set(
+    rollout: &Rollout,
+    rs: &ReplicaSet,
+    api: &Api<ReplicaSet>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()),
+                ..Default::default()
+            },
+            rs,
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => {
             // Same name exists: reuse it when it is ours with the same template, else bump the
@@ -177,11 +272,20 @@ async fn create_replica_set(rollout: &Rollout, rs: &ReplicaSet, api: &Api<Replic
             if ours && same {
                 return Ok(());
             }
-            let count = rollout.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;
+            let count = rollout
+                .status
+                .as_ref()
+                .and_then(|s| s.collision_count)
+                .unwrap_or(0)
+                + 1;
             warn!(replicaset = %rs.name_any(), count, "hash collision; bumping collisionCount");
-            let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+            let rollouts: Api<Rollout> =
+                Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
             let patch = json!({"status": {"collisionCount": count}});
-            rollouts.patch_status(&rollout.name_any(), &patch_params(), &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+            rollouts
+                .patch_status(&rollout.name_any(), &patch_params(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::Api)?;
             Err(Error::HashCollision(rs.name_any()))
         }
         Err(kube::Error::Api(e)) => {
@@ -201,8 +305,11 @@ fn update_patch(update: &ReplicaSetUpdate) -> Value {
         metadata.insert("resourceVersion".into(), json!(rv));
     }
     if !update.annotations.is_empty() {
-        let annotations: serde_json::Map<String, Value> =
-            update.annotations.iter().map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| json!(v)))).collect();
+        let annotations: serde_json::Map<String, Value> = update
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| json!(v))))
+            .collect();
         metadata.insert("annotations".into(), Value::Object(annotations));
     }
     let mut spec = serde_json::Map::new();
@@ -258,7 +365,11 @@ async fn publish_events(rollout: &Rollout, plan: &Plan, ctx: &Context) {
 /// Records an Event on the Rollout; failures are logged, never fatal.
 async fn record(rollout: &Rollout, ctx: &Context, warning: bool, reason: &str, note: &str) {
     let event = KubeEvent {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.into(),
         note: Some(note.chars().take(1024).collect()),
         action: reason.into(),
@@ -271,7 +382,10 @@ async fn record(rollout: &Rollout, ctx: &Context, warning: bool, reason: &str, n
 }
 
 /// A Rollout whose JSON does not fit the schema we understand: say so on the object and move on.
-async fn report_malformed(invalid: &kube::core::error_boundary::InvalidObject, ctx: &Context) -> Result<Requeue, Error> {
+async fn report_malformed(
+    invalid: &kube::core::error_boundary::InvalidObject,
+    ctx: &Context,
+) -> Result<Requeue, Error> {
     let name = invalid.metadata.name.clone().unwrap_or_default();
     let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
     warn!(rollout = %name, namespace = %namespace, error = %invalid.error, "cannot parse Rollout");
@@ -286,7 +400,10 @@ async fn report_malformed(invalid: &kube::core::error_boundary::InvalidObject, c
             "message": msg, "lastUpdateTime": now, "lastTransitionTime": now,
         }],
     }});
-    if let Err(e) = api.patch_status(&name, &patch_params(), &Patch::Merge(&patch)).await {
+    if let Err(e) = api
+        .patch_status(&name, &patch_params(), &Patch::Merge(&patch))
+        .await
+    {
         warn!(rollout = %name, error = %e, "cannot report the parse error on the Rollout status");
     }
     let reference = k8s_openapi::api::core::v1::ObjectReference {
@@ -319,15 +436,25 @@ mod tests {
     fn merge_patch_diff_sets_changes_and_nulls_removals() {
         let old = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
         let new = json!({"a": 1, "b": {"c": 5}, "e": [1, 2], "f": true});
-        assert_eq!(merge_patch_diff(&old, &new), Some(json!({"b": {"c": 5, "d": null}, "e": [1, 2], "f": true})));
+        assert_eq!(
+            merge_patch_diff(&old, &new),
+            Some(json!({"b": {"c": 5, "d": null}, "e": [1, 2], "f": true}))
+        );
         assert_eq!(merge_patch_diff(&old, &old), None);
     }
 
     #[test]
     fn update_patch_carries_resource_version_and_removals() {
-        let mut update = ReplicaSetUpdate { name: "rs".into(), resource_version: Some("7".into()), replicas: Some(3), ..Default::default() };
+        let mut update = ReplicaSetUpdate {
+            name: "rs".into(),
+            resource_version: Some("7".into()),
+            replicas: Some(3),
+            ..Default::default()
+        };
         update.annotations.insert("scale-down-deadline".into(), None);
-        update.annotations.insert("rollout.argoproj.io/desired-replicas".into(), Some("5".into()));
+        update
+            .annotations
+            .insert("rollout.argoproj.io/desired-replicas".into(), Some("5".into()));
         assert_eq!(
             update_patch(&update),
             json!({

@@ -21,7 +21,11 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> i32 {
         IntOrString::String(s) => {
             let percent: i64 = s.trim_end_matches('%').trim().parse().unwrap_or(0);
             let scaled = i64::from(total) * percent;
-            let v = if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) };
+            let v = if round_up {
+                (scaled + 99).div_euclid(100)
+            } else {
+                scaled.div_euclid(100)
+            };
             i32::try_from(v).unwrap_or(i32::MAX)
         }
     }
@@ -30,14 +34,21 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> i32 {
 /// maxSurge rounded up, maxUnavailable rounded down, both defaulting to 25%; when both end up
 /// zero, one pod may be unavailable so the update can make progress. Unavailability never
 /// exceeds the desired count.
-pub fn fence_posts(replicas: i32, max_surge: Option<&IntOrString>, max_unavailable: Option<&IntOrString>) -> FencePosts {
+pub fn fence_posts(
+    replicas: i32,
+    max_surge: Option<&IntOrString>,
+    max_unavailable: Option<&IntOrString>,
+) -> FencePosts {
     let default = IntOrString::String("25%".into());
     let surge = scaled_value(max_surge.unwrap_or(&default), replicas, true).max(0);
     let mut unavailable = scaled_value(max_unavailable.unwrap_or(&default), replicas, false).max(0);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
-    FencePosts { max_surge: surge, max_unavailable: unavailable.min(replicas.max(0)) }
+    FencePosts {
+        max_surge: surge,
+        max_unavailable: unavailable.min(replicas.max(0)),
+    }
 }
 
 /// The canary and stable pod counts that best approximate `weight` out of `max_weight` for
@@ -67,7 +78,9 @@ pub fn weighted_split(replicas: i32, weight: i32, max_weight: i32, max_surge: i3
     if max_surge > 0 {
         consider(replicas + 1, true);
     }
-    let delta = |(canary, total): (i32, i32)| (f64::from(canary) * f64::from(max_weight) / f64::from(total) - f64::from(weight)).abs();
+    let delta = |(canary, total): (i32, i32)| {
+        (f64::from(canary) * f64::from(max_weight) / f64::from(total) - f64::from(weight)).abs()
+    };
     let best = options
         .iter()
         .copied()
@@ -123,7 +136,15 @@ fn replicas_for_scale_down(rs: Option<RsCounts>, ignore_availability: bool) -> i
 /// `CalculateReplicaCountsForBasicCanary`): move towards the weighted split without exceeding
 /// `replicas + maxSurge` pods in total or dropping below `replicas - maxUnavailable` available.
 pub fn basic_canary_counts(input: &BasicCanaryInput) -> (i32, i32) {
-    let BasicCanaryInput { replicas, weight, max_weight, fence, new_rs, stable_rs, other_spec_replicas } = *input;
+    let BasicCanaryInput {
+        replicas,
+        weight,
+        max_weight,
+        fence,
+        new_rs,
+        stable_rs,
+        other_spec_replicas,
+    } = *input;
     let (desired_canary, desired_stable) = weighted_split(replicas, weight, max_weight, fence.max_surge);
     let Some(stable) = stable_rs else {
         // No distinct stable ReplicaSet: everything runs the new template.
@@ -150,18 +171,33 @@ pub fn basic_canary_counts(input: &BasicCanaryInput) -> (i32, i32) {
 
     let min_available = replicas - fence.max_unavailable;
     let increasing = new_rs.is_none_or(|rs| desired_canary >= rs.spec);
-    let to_scale_down = replicas_for_scale_down(new_rs, !increasing) + replicas_for_scale_down(stable_rs, increasing);
+    let to_scale_down =
+        replicas_for_scale_down(new_rs, !increasing) + replicas_for_scale_down(stable_rs, increasing);
     if to_scale_down <= min_available {
         return (canary_count, stable_count);
     }
     let scale_down = to_scale_down - min_available;
     if increasing {
         stable_count = drain_count(Some(stable), desired_stable, scale_down, stable_count);
-        let adjusted = adjust_within_limits(Some(stable), new_rs, stable_count, canary_count, max_total, min_available);
+        let adjusted = adjust_within_limits(
+            Some(stable),
+            new_rs,
+            stable_count,
+            canary_count,
+            max_total,
+            min_available,
+        );
         (adjusted.1, adjusted.0)
     } else {
         canary_count = drain_count(new_rs, desired_canary, scale_down, canary_count);
-        adjust_within_limits(new_rs, Some(stable), canary_count, stable_count, max_total, min_available)
+        adjust_within_limits(
+            new_rs,
+            Some(stable),
+            canary_count,
+            stable_count,
+            max_total,
+            min_available,
+        )
     }
 }
 
@@ -203,13 +239,24 @@ mod tests {
     use super::*;
 
     fn fence(replicas: i32, surge: &str, unavailable: &str) -> FencePosts {
-        fence_posts(replicas, Some(&IntOrString::String(surge.into())), Some(&IntOrString::String(unavailable.into())))
+        fence_posts(
+            replicas,
+            Some(&IntOrString::String(surge.into())),
+            Some(&IntOrString::String(unavailable.into())),
+        )
     }
 
     #[test]
     fn seed_table_1_splits_of_five_replicas() {
         // Formula 1: canary = weighted share of 5 pods, stable gets the rest.
-        for (weight, expected) in [(0, (0, 5)), (20, (1, 4)), (40, (2, 3)), (60, (3, 2)), (80, (4, 1)), (100, (5, 0))] {
+        for (weight, expected) in [
+            (0, (0, 5)),
+            (20, (1, 4)),
+            (40, (2, 3)),
+            (60, (3, 2)),
+            (80, (4, 1)),
+            (100, (5, 0)),
+        ] {
             assert_eq!(weighted_split(5, weight, 100, 2), expected, "weight {weight}");
         }
     }
@@ -232,14 +279,45 @@ mod tests {
 
     #[test]
     fn fence_posts_round_surge_up_and_unavailable_down() {
-        assert_eq!(fence(5, "25%", "25%"), FencePosts { max_surge: 2, max_unavailable: 1 });
+        assert_eq!(
+            fence(5, "25%", "25%"),
+            FencePosts {
+                max_surge: 2,
+                max_unavailable: 1
+            }
+        );
         // A bare number string is still a percentage (Argo's default is the string "25").
-        assert_eq!(fence(10, "25", "25"), FencePosts { max_surge: 3, max_unavailable: 2 });
+        assert_eq!(
+            fence(10, "25", "25"),
+            FencePosts {
+                max_surge: 3,
+                max_unavailable: 2
+            }
+        );
         // Both zero after rounding: one pod may be unavailable.
-        assert_eq!(fence(1, "0%", "25%"), FencePosts { max_surge: 0, max_unavailable: 1 });
+        assert_eq!(
+            fence(1, "0%", "25%"),
+            FencePosts {
+                max_surge: 0,
+                max_unavailable: 1
+            }
+        );
         let ints = fence_posts(3, Some(&IntOrString::Int(1)), Some(&IntOrString::Int(5)));
-        assert_eq!(ints, FencePosts { max_surge: 1, max_unavailable: 3 }, "unavailable capped at replicas");
-        assert_eq!(fence_posts(0, None, None), FencePosts { max_surge: 0, max_unavailable: 0 });
+        assert_eq!(
+            ints,
+            FencePosts {
+                max_surge: 1,
+                max_unavailable: 3
+            },
+            "unavailable capped at replicas"
+        );
+        assert_eq!(
+            fence_posts(0, None, None),
+            FencePosts {
+                max_surge: 0,
+                max_unavailable: 0
+            }
+        );
     }
 
     fn rs(spec: i32, available: i32) -> Option<RsCounts> {
@@ -248,7 +326,10 @@ mod tests {
 
     #[test]
     fn reference_worked_example_scales_stable_then_canary() {
-        let fence = FencePosts { max_surge: 3, max_unavailable: 2 };
+        let fence = FencePosts {
+            max_surge: 3,
+            max_unavailable: 2,
+        };
         let mut input = BasicCanaryInput {
             replicas: 10,
             weight: 20,
@@ -277,12 +358,27 @@ mod tests {
             other_spec_replicas: 0,
         };
         assert_eq!(basic_canary_counts(&base), (1, 4));
-        let at_40 = BasicCanaryInput { weight: 40, new_rs: rs(1, 1), stable_rs: rs(4, 4), ..base };
+        let at_40 = BasicCanaryInput {
+            weight: 40,
+            new_rs: rs(1, 1),
+            stable_rs: rs(4, 4),
+            ..base
+        };
         assert_eq!(basic_canary_counts(&at_40), (2, 3));
-        let at_100 = BasicCanaryInput { weight: 100, new_rs: rs(2, 2), stable_rs: rs(3, 3), ..base };
+        let at_100 = BasicCanaryInput {
+            weight: 100,
+            new_rs: rs(2, 2),
+            stable_rs: rs(3, 3),
+            ..base
+        };
         // Stable can only drop by what the unavailability budget allows while canary surges.
         assert_eq!(basic_canary_counts(&at_100), (4, 2));
-        let at_100_later = BasicCanaryInput { weight: 100, new_rs: rs(4, 4), stable_rs: rs(2, 2), ..base };
+        let at_100_later = BasicCanaryInput {
+            weight: 100,
+            new_rs: rs(4, 4),
+            stable_rs: rs(2, 2),
+            ..base
+        };
         assert_eq!(basic_canary_counts(&at_100_later), (5, 0));
     }
 
@@ -346,7 +442,10 @@ mod tests {
         };
         // No surge allowed, one pod may be unavailable: stable goes first.
         assert_eq!(basic_canary_counts(&input), (0, 0));
-        let next = BasicCanaryInput { stable_rs: rs(0, 0), ..input };
+        let next = BasicCanaryInput {
+            stable_rs: rs(0, 0),
+            ..input
+        };
         assert_eq!(basic_canary_counts(&next), (1, 0));
     }
 }

@@ -12,12 +12,18 @@ use shared_types::{constants::keys, rollout::Rollout};
 
 /// The pod-template hash label of a ReplicaSet.
 pub fn hash(rs: &ReplicaSet) -> Option<&str> {
-    rs.metadata.labels.as_ref()?.get(keys::POD_TEMPLATE_HASH).map(String::as_str)
+    rs.metadata
+        .labels
+        .as_ref()?
+        .get(keys::POD_TEMPLATE_HASH)
+        .map(String::as_str)
 }
 
 /// The revision annotation as a number (0 when missing or malformed).
 pub fn revision(rs: &ReplicaSet) -> i64 {
-    annotation(rs, keys::REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
+    annotation(rs, keys::REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 /// An annotation value.
@@ -78,7 +84,11 @@ pub fn is_owned_by(rs: &ReplicaSet, uid: &str) -> bool {
 
 /// Whether the ReplicaSet has a controller owner at all.
 pub fn has_controller(rs: &ReplicaSet) -> bool {
-    rs.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true))
+    rs.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true))
 }
 
 /// Annotations of the Rollout that its ReplicaSets carry, plus revision and desired replicas.
@@ -110,20 +120,34 @@ pub fn owner_reference(rollout: &Rollout) -> OwnerReference {
 
 /// The ReplicaSet of a new revision: named `<rollout>-<hash>`, created with zero replicas, the
 /// hash added to its labels, selector and pod labels.
-pub fn new_replica_set(rollout: &Rollout, template: &PodTemplateSpec, hash: &str, revision: i64) -> ReplicaSet {
+pub fn new_replica_set(
+    rollout: &Rollout,
+    template: &PodTemplateSpec,
+    hash: &str,
+    revision: i64,
+) -> ReplicaSet {
     let rollout_name = rollout.metadata.name.clone().unwrap_or_default();
     let mut template = template.clone();
     let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels.get_or_insert_with(Default::default).insert(keys::POD_TEMPLATE_HASH.into(), hash.into());
+    meta.labels
+        .get_or_insert_with(Default::default)
+        .insert(keys::POD_TEMPLATE_HASH.into(), hash.into());
     let labels = meta.labels.clone();
     let mut selector: LabelSelector = rollout.spec.selector.clone().unwrap_or_default();
-    selector.match_labels.get_or_insert_with(Default::default).insert(keys::POD_TEMPLATE_HASH.into(), hash.into());
+    selector
+        .match_labels
+        .get_or_insert_with(Default::default)
+        .insert(keys::POD_TEMPLATE_HASH.into(), hash.into());
     ReplicaSet {
         metadata: ObjectMeta {
             name: Some(name(&rollout_name, hash)),
             namespace: rollout.metadata.namespace.clone(),
             labels,
-            annotations: Some(replica_set_annotations(rollout, revision, rollout.spec.replicas())),
+            annotations: Some(replica_set_annotations(
+                rollout,
+                revision,
+                rollout.spec.replicas(),
+            )),
             owner_references: Some(vec![owner_reference(rollout)]),
             ..Default::default()
         },
@@ -188,10 +212,20 @@ mod tests {
         assert!(!ann.contains_key(keys::LAST_APPLIED_CONFIGURATION));
         let spec = rs.spec.clone();
         let sel = spec.selector.match_labels.unwrap_or_default();
-        assert_eq!(sel.get(keys::POD_TEMPLATE_HASH).map(String::as_str), Some("6579c6cc98"));
+        assert_eq!(
+            sel.get(keys::POD_TEMPLATE_HASH).map(String::as_str),
+            Some("6579c6cc98")
+        );
         assert_eq!(sel.get("app").map(String::as_str), Some("mock-server"));
-        let pod_labels = spec.template.and_then(|t| t.metadata).and_then(|m| m.labels).unwrap_or_default();
-        assert_eq!(pod_labels.get(keys::POD_TEMPLATE_HASH).map(String::as_str), Some("6579c6cc98"));
+        let pod_labels = spec
+            .template
+            .and_then(|t| t.metadata)
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        assert_eq!(
+            pod_labels.get(keys::POD_TEMPLATE_HASH).map(String::as_str),
+            Some("6579c6cc98")
+        );
         assert!(is_owned_by(&rs, "uid-1"));
         assert!(!is_owned_by(&rs, "uid-2"));
     }
@@ -200,9 +234,17 @@ mod tests {
     fn saturation_needs_spec_annotation_and_availability() {
         let mut rs = new_replica_set(&rollout(), &PodTemplateSpec::default(), "h", 1);
         rs.spec.replicas = Some(5);
-        rs.status = Some(ReplicaSetStatus { replicas: 5, available_replicas: Some(4), ..Default::default() });
+        rs.status = Some(ReplicaSetStatus {
+            replicas: 5,
+            available_replicas: Some(4),
+            ..Default::default()
+        });
         assert!(!is_saturated(&rs, 5));
-        rs.status = Some(ReplicaSetStatus { replicas: 5, available_replicas: Some(5), ..Default::default() });
+        rs.status = Some(ReplicaSetStatus {
+            replicas: 5,
+            available_replicas: Some(5),
+            ..Default::default()
+        });
         assert!(is_saturated(&rs, 5));
         assert!(!is_saturated(&rs, 6));
     }

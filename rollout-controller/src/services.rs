@@ -18,13 +18,17 @@ use crate::{Context, Error, plan::referenced_services};
 
 /// Whether `service` is still referenced by the Rollout it says manages it.
 pub fn still_managed(service: &Service, ctx: &Context) -> bool {
-    let Some(owner) = service.annotations().get(keys::MANAGED_BY_ROLLOUTS) else { return true };
+    let Some(owner) = service.annotations().get(keys::MANAGED_BY_ROLLOUTS) else {
+        return true;
+    };
     let namespace = service.namespace().unwrap_or_default();
     let key = ObjectRef::new(owner).within(&namespace);
     match ctx.rollouts.get(&key) {
         // A Rollout we cannot parse keeps its Services: we cannot tell what it references.
         Some(guard) => match &guard.0 {
-            Ok(rollout) => referenced_services(rollout).iter().any(|(_, s)| *s == service.name_any()),
+            Ok(rollout) => referenced_services(rollout)
+                .iter()
+                .any(|(_, s)| *s == service.name_any()),
             Err(_) => true,
         },
         None => false,
@@ -42,8 +46,13 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Reque
         "metadata": {"resourceVersion": service.resource_version(), "annotations": {keys::MANAGED_BY_ROLLOUTS: null}},
         "spec": {"selector": {keys::POD_TEMPLATE_HASH: null}},
     });
-    let params = PatchParams { field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()), ..Default::default() };
-    api.patch(&service.name_any(), &params, &Patch::Merge(&patch)).await.map_err(Error::Api)?;
+    let params = PatchParams {
+        field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()),
+        ..Default::default()
+    };
+    api.patch(&service.name_any(), &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::Api)?;
     info!(service = %service.name_any(), "released Service no longer managed by a Rollout");
     Ok(Requeue::await_change())
 }

@@ -38,12 +38,27 @@ fn default_pod_spec(spec: &mut Value) {
     set_default(obj, "terminationGracePeriodSeconds", json!(30));
     set_default(obj, "schedulerName", json!("default-scheduler"));
     for list in ["containers", "initContainers"] {
-        for c in obj.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+        for c in obj
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             default_container(c);
         }
     }
-    for vol in obj.get_mut("volumes").and_then(Value::as_array_mut).into_iter().flatten() {
-        for (source, mode_key) in [("configMap", "defaultMode"), ("secret", "defaultMode"), ("downwardAPI", "defaultMode"), ("projected", "defaultMode")] {
+    for vol in obj
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        for (source, mode_key) in [
+            ("configMap", "defaultMode"),
+            ("secret", "defaultMode"),
+            ("downwardAPI", "defaultMode"),
+            ("projected", "defaultMode"),
+        ] {
             if let Some(src) = vol.get_mut(source).and_then(Value::as_object_mut) {
                 set_default(src, mode_key, json!(420));
             }
@@ -55,9 +70,18 @@ fn default_container(c: &mut Value) {
     let Some(obj) = c.as_object_mut() else { return };
     set_default(obj, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(obj, "terminationMessagePolicy", json!("File"));
-    let image = obj.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
+    let image = obj
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     set_default(obj, "imagePullPolicy", json!(default_pull_policy(&image)));
-    for p in obj.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+    for p in obj
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
         if let Some(p) = p.as_object_mut() {
             set_default(p, "protocol", json!("TCP"));
         }
@@ -74,8 +98,16 @@ fn default_container(c: &mut Value) {
             }
         }
     }
-    for env in obj.get_mut("env").and_then(Value::as_array_mut).into_iter().flatten() {
-        if let Some(f) = env.pointer_mut("/valueFrom/fieldRef").and_then(Value::as_object_mut) {
+    for env in obj
+        .get_mut("env")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(f) = env
+            .pointer_mut("/valueFrom/fieldRef")
+            .and_then(Value::as_object_mut)
+        {
             set_default(f, "apiVersion", json!("v1"));
         }
     }
@@ -151,7 +183,9 @@ mod tests {
 
     #[test]
     fn a_removed_field_does_not_match() {
-        let with_env = template(json!({"spec": {"containers": [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]}]}}));
+        let with_env = template(
+            json!({"spec": {"containers": [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]}]}}),
+        );
         let without = template(json!({"spec": {"containers": [{"name": "a", "image": "a:1"}]}}));
         assert_ne!(normalized(&with_env), normalized(&without));
     }

@@ -25,7 +25,10 @@ pub struct AdminState {
 impl AdminState {
     /// State serving the given metrics registry; not ready until [`AdminState::set_ready`].
     pub fn new(registry: Registry) -> Self {
-        Self { registry: Arc::new(registry), ready: Arc::new(AtomicBool::new(false)) }
+        Self {
+            registry: Arc::new(registry),
+            ready: Arc::new(AtomicBool::new(false)),
+        }
     }
     /// Marks the controller ready (caches synced) or not (shutting down).
     pub fn set_ready(&self, ready: bool) {
@@ -51,7 +54,10 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     match encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         ),
         Err(e) => (
@@ -63,13 +69,20 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if state.is_ready() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+    if state.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
 }
 
 /// Binds every address (metrics and health may share one) and serves the admin router on each
 /// until the returned tasks are aborted. Binding happens before returning so a taken port is
 /// reported at start-up.
-pub async fn serve(state: AdminState, addrs: &[SocketAddr]) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+pub async fn serve(
+    state: AdminState,
+    addrs: &[SocketAddr],
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
     let mut unique: Vec<SocketAddr> = addrs.to_vec();
     unique.sort();
     unique.dedup();
@@ -77,7 +90,10 @@ pub async fn serve(state: AdminState, addrs: &[SocketAddr]) -> Result<Vec<tokio:
     for addr in unique {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Bind { addr: addr.to_string(), source })?;
+            .map_err(|source| Error::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
         let app = router(state.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -96,10 +112,14 @@ mod tests {
     use tower::ServiceExt;
 
     async fn get_path(app: Router, path: &str) -> (StatusCode, String) {
-        let req = axum::http::Request::get(path).body(Body::empty()).expect("request builds");
+        let req = axum::http::Request::get(path)
+            .body(Body::empty())
+            .expect("request builds");
         let resp = app.oneshot(req).await.expect("router answers");
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body reads");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body reads");
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -112,8 +132,14 @@ mod tests {
         let state = AdminState::new(registry);
         let app = router(state.clone());
 
-        assert_eq!(get_path(app.clone(), "/healthz").await, (StatusCode::OK, "ok".into()));
-        assert_eq!(get_path(app.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get_path(app.clone(), "/healthz").await,
+            (StatusCode::OK, "ok".into())
+        );
+        assert_eq!(
+            get_path(app.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         state.set_ready(true);
         assert_eq!(get_path(app.clone(), "/readyz").await.0, StatusCode::OK);
         let (status, body) = get_path(app, "/metrics").await;

@@ -75,9 +75,18 @@ mod tests {
 
     #[test]
     fn instance_selector_selects_labelled_or_unlabelled_objects() {
-        assert_eq!(instance_selector(Some("blue")), "argo-rollouts.argoproj.io/controller-instance-id=blue");
-        assert_eq!(instance_selector(None), "!argo-rollouts.argoproj.io/controller-instance-id");
-        assert_eq!(instance_selector(Some("")), "!argo-rollouts.argoproj.io/controller-instance-id");
+        assert_eq!(
+            instance_selector(Some("blue")),
+            "argo-rollouts.argoproj.io/controller-instance-id=blue"
+        );
+        assert_eq!(
+            instance_selector(None),
+            "!argo-rollouts.argoproj.io/controller-instance-id"
+        );
+        assert_eq!(
+            instance_selector(Some("")),
+            "!argo-rollouts.argoproj.io/controller-instance-id"
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub enum Error {
         source: kube::config::KubeconfigError,
     },
     /// Neither a kubeconfig nor in-cluster configuration was found.
-    #[error("cannot find cluster configuration (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account): {0}")]
+    #[error(
+        "cannot find cluster configuration (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account): {0}"
+    )]
     Infer(#[source] kube::config::InferConfigError),
     /// The client could not be built from the configuration.
     #[error("cannot create Kubernetes client: {0}")]
@@ -50,13 +52,17 @@ pub enum Error {
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
     let config = match kubeconfig {
         Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let kubeconfig =
+                kube::config::Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await
-                .map_err(|source| Error::Kubeconfig { path: path.display().to_string(), source })?
+                .map_err(|source| Error::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                })?
         }
         None => kube::Config::infer().await.map_err(Error::Infer)?,
     };

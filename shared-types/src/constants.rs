@@ -35,8 +35,13 @@ pub mod keys {
     /// Annotation kubectl uses for client-side apply; never copied to ReplicaSets.
     pub const LAST_APPLIED_CONFIGURATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
     /// Annotations of a Rollout that are not copied onto its ReplicaSets.
-    pub const NOT_COPIED_TO_REPLICA_SETS: [&str; 5] =
-        [LAST_APPLIED_CONFIGURATION, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, NOTIFIED];
+    pub const NOT_COPIED_TO_REPLICA_SETS: [&str; 5] = [
+        LAST_APPLIED_CONFIGURATION,
+        REVISION,
+        REVISION_HISTORY,
+        DESIRED_REPLICAS,
+        NOTIFIED,
+    ];
 }
 
 /// Values of the `rollout-type` label.

@@ -112,11 +112,13 @@ impl RolloutSpec {
     }
     /// `spec.revisionHistoryLimit` with its default.
     pub fn revision_history_limit(&self) -> i32 {
-        self.revision_history_limit.unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+        self.revision_history_limit
+            .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
     }
     /// `spec.progressDeadlineSeconds` with its default.
     pub fn progress_deadline_seconds(&self) -> i32 {
-        self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+        self.progress_deadline_seconds
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
     /// `spec.minReadySeconds` with its default.
     pub fn min_ready_seconds(&self) -> i32 {
@@ -240,11 +242,13 @@ impl BlueGreenStrategy {
     }
     /// `scaleDownDelaySeconds` with its default.
     pub fn scale_down_delay_seconds(&self) -> i32 {
-        self.scale_down_delay_seconds.unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS)
+        self.scale_down_delay_seconds
+            .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS)
     }
     /// `abortScaleDownDelaySeconds` with its default.
     pub fn abort_scale_down_delay_seconds(&self) -> i32 {
-        self.abort_scale_down_delay_seconds.unwrap_or(DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS)
+        self.abort_scale_down_delay_seconds
+            .unwrap_or(DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS)
     }
 }
 
@@ -254,10 +258,12 @@ impl BlueGreenStrategy {
 pub struct AntiAffinity {
     /// A soft rule with the given weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preferred_during_scheduling_ignored_during_execution: Option<PreferredDuringSchedulingIgnoredDuringExecution>,
+    pub preferred_during_scheduling_ignored_during_execution:
+        Option<PreferredDuringSchedulingIgnoredDuringExecution>,
     /// A hard rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required_during_scheduling_ignored_during_execution: Option<RequiredDuringSchedulingIgnoredDuringExecution>,
+    pub required_during_scheduling_ignored_during_execution:
+        Option<RequiredDuringSchedulingIgnoredDuringExecution>,
 }
 
 /// Weight of the injected soft anti-affinity rule.
@@ -344,11 +350,13 @@ impl CanaryStrategy {
     }
     /// `scaleDownDelaySeconds` with its default.
     pub fn scale_down_delay_seconds(&self) -> i32 {
-        self.scale_down_delay_seconds.unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS)
+        self.scale_down_delay_seconds
+            .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS)
     }
     /// `abortScaleDownDelaySeconds` with its default.
     pub fn abort_scale_down_delay_seconds(&self) -> i32 {
-        self.abort_scale_down_delay_seconds.unwrap_or(DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS)
+        self.abort_scale_down_delay_seconds
+            .unwrap_or(DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS)
     }
     /// `trafficRouting.maxTrafficWeight` with its default.
     pub fn max_traffic_weight(&self) -> i32 {
@@ -749,7 +757,9 @@ pub struct NginxTrafficRouting {
 impl NginxTrafficRouting {
     /// The annotation prefix with its default.
     pub fn annotation_prefix(&self) -> &str {
-        self.annotation_prefix.as_deref().unwrap_or("nginx.ingress.kubernetes.io")
+        self.annotation_prefix
+            .as_deref()
+            .unwrap_or("nginx.ingress.kubernetes.io")
     }
 }
 
@@ -1113,7 +1123,8 @@ mod steps_hash_tests {
 
     #[test]
     fn go_escaping_of_serde_output() {
-        let s = serde_json::to_vec(&serde_json::json!(["<a&b>", "x\u{8}y\u{2028}", "q\"\\b"])).unwrap_or_default();
+        let s = serde_json::to_vec(&serde_json::json!(["<a&b>", "x\u{8}y\u{2028}", "q\"\\b"]))
+            .unwrap_or_default();
         assert_eq!(
             String::from_utf8_lossy(&go_escape(&s)),
             r#"["\u003ca\u0026b\u003e","x\by\u2028","q\"\\b"]"#
@@ -1131,6 +1142,9 @@ mod steps_hash_tests {
         );
         assert_eq!(canary.steps_hash(), expected);
         // Unset steps marshal as `null` in Go.
-        assert_eq!(CanaryStrategy::default().steps_hash(), crate::hash::go_json_hash(b"null"));
+        assert_eq!(
+            CanaryStrategy::default().steps_hash(),
+            crate::hash::go_json_hash(b"null")
+        );
     }
 }

@@ -36,14 +36,16 @@ pub const INVALID_ANTI_AFFINITY_WEIGHT: &str = "AntiAffinity weight must be betw
 pub const SCALE_DOWN_LIMIT_LARGER_THAN_REVISION_LIMIT: &str =
     "This rollout's revision history limit can not be smaller than the rollout's scale down limit";
 /// Traffic routing without both services.
-pub const INVALID_TRAFFIC_ROUTING: &str = "Canary service and Stable service must to be set to use Traffic Routing";
+pub const INVALID_TRAFFIC_ROUTING: &str =
+    "Canary service and Stable service must to be set to use Traffic Routing";
 /// setCanaryScale without traffic routing.
 pub const INVALID_SET_CANARY_SCALE_TRAFFIC_POLICY: &str = "SetCanaryScale requires TrafficRouting to be set";
 /// setHeaderRoute without a router that supports it.
 pub const INVALID_SET_HEADER_ROUTE_TRAFFIC_POLICY: &str =
     "SetHeaderRoute requires TrafficRouting, supports Istio and ALB and Apisix";
 /// setMirrorRoute without Istio.
-pub const INVALID_SET_MIRROR_ROUTE_TRAFFIC_POLICY: &str = "SetMirrorRoute requires TrafficRouting, supports Istio only";
+pub const INVALID_SET_MIRROR_ROUTE_TRAFFIC_POLICY: &str =
+    "SetMirrorRoute requires TrafficRouting, supports Istio only";
 /// A string match with several values.
 pub const INVALID_STRING_MATCH_MULTIPLE: &str =
     "StringMatch match value must have exactly one of the following: exact, regex, prefix";
@@ -54,9 +56,11 @@ pub const INVALID_STRING_MATCH_MISSING: &str =
 pub const ROUTE_NOT_IN_MANAGED_ROUTES: &str =
     "Steps define a route that does not exist in spec.strategy.canary.trafficRouting.managedRoutes";
 /// Canary scaleDownDelaySeconds without traffic routing.
-pub const INVALID_CANARY_SCALE_DOWN_DELAY: &str = "Canary scaleDownDelaySeconds can only be used with traffic routing";
+pub const INVALID_CANARY_SCALE_DOWN_DELAY: &str =
+    "Canary scaleDownDelaySeconds can only be used with traffic routing";
 /// dynamicStableScale without traffic routing.
-pub const INVALID_CANARY_DYNAMIC_STABLE_SCALE: &str = "Canary dynamicStableScale can only be used with traffic routing";
+pub const INVALID_CANARY_DYNAMIC_STABLE_SCALE: &str =
+    "Canary dynamicStableScale can only be used with traffic routing";
 /// dynamicStableScale together with scaleDownDelaySeconds.
 pub const INVALID_DYNAMIC_STABLE_SCALE_WITH_DELAY: &str =
     "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds";
@@ -72,18 +76,27 @@ pub const INVALID_EXPERIMENT_WEIGHT_ROUTER: &str =
 /// Ping-pong without both services.
 pub const INVALID_PING_PONG: &str = "Ping service and Pong service must to be set to use Ping-Pong feature";
 /// Same Service for ping and pong.
-pub const DUPLICATED_PING_PONG: &str =
-    "This rollout uses the same service for the ping and pong services, but two different services are required.";
+pub const DUPLICATED_PING_PONG: &str = "This rollout uses the same service for the ping and pong services, but two different services are required.";
 
 /// `Invalid value: <value>: <detail>` at `path`.
 fn invalid(path: impl Into<String>, value: impl std::fmt::Display, detail: &str) -> FieldError {
-    FieldError { path: path.into(), message: format!("Invalid value: {value}: {detail}") }
+    FieldError {
+        path: path.into(),
+        message: format!("Invalid value: {value}: {detail}"),
+    }
 }
 
 /// `Required value: <detail>` at `path`.
 fn required(path: impl Into<String>, detail: &str) -> FieldError {
-    let message = if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
-    FieldError { path: path.into(), message }
+    let message = if detail.is_empty() {
+        "Required value".to_string()
+    } else {
+        format!("Required value: {detail}")
+    };
+    FieldError {
+        path: path.into(),
+        message,
+    }
 }
 
 /// Go-style rendering of a string value in a field error.
@@ -95,7 +108,11 @@ fn quoted(s: &str) -> String {
 pub fn validate_rollout_spec(spec: &RolloutSpec) -> Result<(), Vec<FieldError>> {
     let mut errs = Vec::new();
     if spec.replicas() < 0 {
-        errs.push(invalid("spec.replicas", spec.replicas(), "must be greater than or equal to 0"));
+        errs.push(invalid(
+            "spec.replicas",
+            spec.replicas(),
+            "must be greater than or equal to 0",
+        ));
     }
     if spec.workload_ref.is_none() {
         validate_selector_and_template(spec, &mut errs);
@@ -106,7 +123,11 @@ pub fn validate_rollout_spec(spec: &RolloutSpec) -> Result<(), Vec<FieldError>> 
         });
     }
     if spec.min_ready_seconds() < 0 {
-        errs.push(invalid("spec.minReadySeconds", spec.min_ready_seconds(), "must be greater than or equal to 0"));
+        errs.push(invalid(
+            "spec.minReadySeconds",
+            spec.min_ready_seconds(),
+            "must be greater than or equal to 0",
+        ));
     }
     if spec.revision_history_limit() < 0 {
         errs.push(invalid(
@@ -117,10 +138,18 @@ pub fn validate_rollout_spec(spec: &RolloutSpec) -> Result<(), Vec<FieldError>> 
     }
     let deadline = spec.progress_deadline_seconds();
     if deadline < 0 {
-        errs.push(invalid("spec.progressDeadlineSeconds", deadline, "must be greater than or equal to 0"));
+        errs.push(invalid(
+            "spec.progressDeadlineSeconds",
+            deadline,
+            "must be greater than or equal to 0",
+        ));
     }
     if deadline <= spec.min_ready_seconds() {
-        errs.push(invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"));
+        errs.push(invalid(
+            "spec.progressDeadlineSeconds",
+            deadline,
+            "must be greater than minReadySeconds",
+        ));
     }
     validate_strategy(spec, &mut errs);
     if errs.is_empty() { Ok(()) } else { Err(errs) }
@@ -128,7 +157,8 @@ pub fn validate_rollout_spec(spec: &RolloutSpec) -> Result<(), Vec<FieldError>> 
 
 fn template_has_metadata(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> bool {
     t.metadata.as_ref().is_some_and(|m| {
-        m.labels.as_ref().is_some_and(|l| !l.is_empty()) || m.annotations.as_ref().is_some_and(|a| !a.is_empty())
+        m.labels.as_ref().is_some_and(|l| !l.is_empty())
+            || m.annotations.as_ref().is_some_and(|a| !a.is_empty())
     })
 }
 
@@ -136,13 +166,20 @@ fn template_has_metadata(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> boo
 /// (Argo runs the full Kubernetes ReplicaSet template validation; we check the parts users hit.)
 fn validate_selector_and_template(spec: &RolloutSpec, errs: &mut Vec<FieldError>) {
     let Some(selector) = &spec.selector else {
-        errs.push(required("spec.selector", &missing_field_message(".spec.selector")));
+        errs.push(required(
+            "spec.selector",
+            &missing_field_message(".spec.selector"),
+        ));
         return;
     };
     let match_labels = selector.match_labels.clone().unwrap_or_default();
     let expressions = selector.match_expressions.as_deref().unwrap_or_default();
     if match_labels.is_empty() && expressions.is_empty() {
-        errs.push(invalid("spec.selector", "{}", "empty selector is invalid for deployment"));
+        errs.push(invalid(
+            "spec.selector",
+            "{}",
+            "empty selector is invalid for deployment",
+        ));
     }
     let template_labels = spec
         .template
@@ -209,15 +246,19 @@ fn validate_strategy(spec: &RolloutSpec, errs: &mut Vec<FieldError>) {
             "spec.strategy",
             &missing_field_message(".spec.strategy.canary or .spec.strategy.blueGreen"),
         )),
-        (Some(_), Some(_)) => {
-            errs.push(invalid("spec.strategy", quoted("blueGreen: true canary: true"), INVALID_STRATEGY))
-        }
+        (Some(_), Some(_)) => errs.push(invalid(
+            "spec.strategy",
+            quoted("blueGreen: true canary: true"),
+            INVALID_STRATEGY,
+        )),
         (Some(bg), None) => {
             let path = "spec.strategy.blueGreen";
             if bg.active_service.is_empty() {
                 errs.push(required(format!("{path}.activeService"), ""));
             }
-            if Some(bg.active_service.as_str()) == bg.preview_service.as_deref() || bg.active_service.is_empty() && bg.preview_service.is_none() {
+            if Some(bg.active_service.as_str()) == bg.preview_service.as_deref()
+                || bg.active_service.is_empty() && bg.preview_service.is_none()
+            {
                 errs.push(invalid(
                     format!("{path}.activeService"),
                     quoted(&bg.active_service),
@@ -244,17 +285,15 @@ fn validate_strategy(spec: &RolloutSpec, errs: &mut Vec<FieldError>) {
 fn int_or_percent(v: &IntOrString) -> i64 {
     match v {
         IntOrString::Int(i) => i64::from(*i),
-        IntOrString::String(s) => s
-            .strip_suffix('%')
-            .unwrap_or(s)
-            .parse::<i64>()
-            .unwrap_or(0),
+        IntOrString::String(s) => s.strip_suffix('%').unwrap_or(s).parse::<i64>().unwrap_or(0),
     }
 }
 
 /// Whether traffic routing with this configuration needs both canaryService and stableService.
 fn requires_canary_and_stable_services(canary: &CanaryStrategy) -> bool {
-    let Some(tr) = &canary.traffic_routing else { return false };
+    let Some(tr) = &canary.traffic_routing else {
+        return false;
+    };
     (tr.alb.is_some() && canary.ping_pong.is_none())
         || tr.istio.as_ref().is_some_and(|i| i.destination_rule.is_none())
         || tr.smi.is_some()
@@ -275,53 +314,97 @@ fn validate_canary(canary: &CanaryStrategy, errs: &mut Vec<FieldError>) {
             Some(IntOrString::Int(i)) => i.to_string(),
             None => quoted("25%"),
         };
-        errs.push(invalid(format!("{path}.maxSurge"), shown, INVALID_MAX_SURGE_MAX_UNAVAILABLE));
+        errs.push(invalid(
+            format!("{path}.maxSurge"),
+            shown,
+            INVALID_MAX_SURGE_MAX_UNAVAILABLE,
+        ));
     }
     if let (Some(c), Some(s)) = (&canary.canary_service, &canary.stable_service)
         && !c.is_empty()
         && c == s
     {
-        errs.push(invalid(format!("{path}.stableService"), quoted(s), DUPLICATED_SERVICES_CANARY));
+        errs.push(invalid(
+            format!("{path}.stableService"),
+            quoted(s),
+            DUPLICATED_SERVICES_CANARY,
+        ));
     }
     if let Some(pp) = &canary.ping_pong {
         if pp.ping_service.is_empty() {
-            errs.push(invalid(format!("{path}.pingPong.pingService"), quoted(""), INVALID_PING_PONG));
+            errs.push(invalid(
+                format!("{path}.pingPong.pingService"),
+                quoted(""),
+                INVALID_PING_PONG,
+            ));
         }
         if pp.pong_service.is_empty() {
-            errs.push(invalid(format!("{path}.pingPong.pongService"), quoted(""), INVALID_PING_PONG));
+            errs.push(invalid(
+                format!("{path}.pingPong.pongService"),
+                quoted(""),
+                INVALID_PING_PONG,
+            ));
         }
         if pp.ping_service == pp.pong_service {
-            errs.push(invalid(format!("{path}.pingPong.pingService"), quoted(&pp.ping_service), DUPLICATED_PING_PONG));
+            errs.push(invalid(
+                format!("{path}.pingPong.pingService"),
+                quoted(&pp.ping_service),
+                DUPLICATED_PING_PONG,
+            ));
         }
     }
     if requires_canary_and_stable_services(canary) {
         if canary.stable_service.as_deref().unwrap_or_default().is_empty() {
-            errs.push(invalid(format!("{path}.stableService"), quoted(""), INVALID_TRAFFIC_ROUTING));
+            errs.push(invalid(
+                format!("{path}.stableService"),
+                quoted(""),
+                INVALID_TRAFFIC_ROUTING,
+            ));
         }
         if canary.canary_service.as_deref().unwrap_or_default().is_empty() {
-            errs.push(invalid(format!("{path}.canaryService"), quoted(""), INVALID_TRAFFIC_ROUTING));
+            errs.push(invalid(
+                format!("{path}.canaryService"),
+                quoted(""),
+                INVALID_TRAFFIC_ROUTING,
+            ));
         }
     }
     let tr = canary.traffic_routing.as_ref();
     match tr {
         None => {
             if let Some(d) = canary.scale_down_delay_seconds {
-                errs.push(invalid(format!("{path}.scaleDownDelaySeconds"), d, INVALID_CANARY_SCALE_DOWN_DELAY));
+                errs.push(invalid(
+                    format!("{path}.scaleDownDelaySeconds"),
+                    d,
+                    INVALID_CANARY_SCALE_DOWN_DELAY,
+                ));
             }
             if canary.dynamic_stable_scale() {
-                errs.push(invalid(format!("{path}.dynamicStableScale"), true, INVALID_CANARY_DYNAMIC_STABLE_SCALE));
+                errs.push(invalid(
+                    format!("{path}.dynamicStableScale"),
+                    true,
+                    INVALID_CANARY_DYNAMIC_STABLE_SCALE,
+                ));
             }
         }
         Some(tr) => {
             if canary.scale_down_delay_seconds.is_some() && canary.dynamic_stable_scale() {
-                errs.push(invalid(format!("{path}.dynamicStableScale"), true, INVALID_DYNAMIC_STABLE_SCALE_WITH_DELAY));
+                errs.push(invalid(
+                    format!("{path}.dynamicStableScale"),
+                    true,
+                    INVALID_DYNAMIC_STABLE_SCALE_WITH_DELAY,
+                ));
             }
             let has_plugins = tr.plugins.as_ref().is_some_and(|p| !p.is_empty());
             if let Some(w) = tr.max_traffic_weight
                 && tr.nginx.is_none()
                 && !has_plugins
             {
-                errs.push(invalid(format!("{path}.trafficRouting.maxTrafficWeight"), w, INVALID_MAX_TRAFFIC_WEIGHT));
+                errs.push(invalid(
+                    format!("{path}.trafficRouting.maxTrafficWeight"),
+                    w,
+                    INVALID_MAX_TRAFFIC_WEIGHT,
+                ));
             }
         }
     }
@@ -329,7 +412,11 @@ fn validate_canary(canary: &CanaryStrategy, errs: &mut Vec<FieldError>) {
     for (i, step) in canary.steps().iter().enumerate() {
         validate_step(canary, step, &format!("{path}.steps[{i}]"), max_weight, errs);
     }
-    validate_anti_affinity(canary.anti_affinity.as_ref(), &format!("{path}.antiAffinity"), errs);
+    validate_anti_affinity(
+        canary.anti_affinity.as_ref(),
+        &format!("{path}.antiAffinity"),
+        errs,
+    );
 }
 
 /// The names of the kinds set on a step, in declaration order.
@@ -349,10 +436,20 @@ fn step_kinds(step: &CanaryStep) -> Vec<&'static str> {
     .collect()
 }
 
-fn validate_step(canary: &CanaryStrategy, step: &CanaryStep, path: &str, max_weight: i32, errs: &mut Vec<FieldError>) {
+fn validate_step(
+    canary: &CanaryStrategy,
+    step: &CanaryStep,
+    path: &str,
+    max_weight: i32,
+    errs: &mut Vec<FieldError>,
+) {
     let kinds = step_kinds(step);
     if kinds.len() != 1 {
-        let shown = if kinds.is_empty() { "{}".to_string() } else { quoted(&kinds.join(", ")) };
+        let shown = if kinds.is_empty() {
+            "{}".to_string()
+        } else {
+            quoted(&kinds.join(", "))
+        };
         errs.push(invalid(path, shown, INVALID_STEP));
     }
     if let Some(w) = step.set_weight
@@ -380,23 +477,41 @@ fn validate_step(canary: &CanaryStrategy, step: &CanaryStep, path: &str, max_wei
     }
     let tr = canary.traffic_routing.as_ref();
     if step.set_canary_scale.is_some() && tr.is_none() {
-        errs.push(required("spec.strategy.canary.trafficRouting", INVALID_SET_CANARY_SCALE_TRAFFIC_POLICY));
+        errs.push(required(
+            "spec.strategy.canary.trafficRouting",
+            INVALID_SET_CANARY_SCALE_TRAFFIC_POLICY,
+        ));
     }
     if let Some(hr) = &step.set_header_route {
         let supported = tr.is_some_and(|tr| {
-            tr.istio.is_some() || tr.alb.is_some() || tr.apisix.is_some() || tr.plugins.as_ref().is_some_and(|p| !p.is_empty())
+            tr.istio.is_some()
+                || tr.alb.is_some()
+                || tr.apisix.is_some()
+                || tr.plugins.as_ref().is_some_and(|p| !p.is_empty())
         });
         if !supported {
-            errs.push(invalid(format!("{path}.setHeaderRoute"), quoted(hr.name.as_deref().unwrap_or_default()), INVALID_SET_HEADER_ROUTE_TRAFFIC_POLICY));
+            errs.push(invalid(
+                format!("{path}.setHeaderRoute"),
+                quoted(hr.name.as_deref().unwrap_or_default()),
+                INVALID_SET_HEADER_ROUTE_TRAFFIC_POLICY,
+            ));
         } else {
             for (j, m) in hr.r#match.iter().flatten().enumerate() {
-                validate_string_match(m.header_value.as_ref(), &format!("{path}.setHeaderRoute.match[{j}]"), errs);
+                validate_string_match(
+                    m.header_value.as_ref(),
+                    &format!("{path}.setHeaderRoute.match[{j}]"),
+                    errs,
+                );
             }
         }
     }
     if let Some(mr) = &step.set_mirror_route {
         if tr.is_none_or(|tr| tr.istio.is_none()) {
-            errs.push(invalid(format!("{path}.setMirrorRoute"), quoted(&mr.name), INVALID_SET_MIRROR_ROUTE_TRAFFIC_POLICY));
+            errs.push(invalid(
+                format!("{path}.setMirrorRoute"),
+                quoted(&mr.name),
+                INVALID_SET_MIRROR_ROUTE_TRAFFIC_POLICY,
+            ));
         }
         for (j, m) in mr.r#match.iter().flatten().enumerate() {
             let mpath = format!("{path}.setMirrorRoute.match[{j}]");
@@ -413,7 +528,11 @@ fn validate_step(canary: &CanaryStrategy, step: &CanaryStep, path: &str, max_wei
             .set_header_route
             .iter()
             .map(|r| ("setHeaderRoute", r.name.clone().unwrap_or_default()))
-            .chain(step.set_mirror_route.iter().map(|r| ("setMirrorRoute", r.name.clone())))
+            .chain(
+                step.set_mirror_route
+                    .iter()
+                    .map(|r| ("setMirrorRoute", r.name.clone())),
+            )
             .collect();
         match &tr.managed_routes {
             None if !route_names.is_empty() => errs.push(required(
@@ -423,7 +542,11 @@ fn validate_step(canary: &CanaryStrategy, step: &CanaryStep, path: &str, max_wei
             Some(managed) => {
                 for (kind, name) in route_names {
                     if !managed.iter().any(|m| m.name == name) {
-                        errs.push(invalid(format!("{path}.{kind}"), quoted(&name), ROUTE_NOT_IN_MANAGED_ROUTES));
+                        errs.push(invalid(
+                            format!("{path}.{kind}"),
+                            quoted(&name),
+                            ROUTE_NOT_IN_MANAGED_ROUTES,
+                        ));
                     }
                 }
             }
@@ -435,7 +558,11 @@ fn validate_step(canary: &CanaryStrategy, step: &CanaryStep, path: &str, max_wei
             let Some(weight) = template.weight else { continue };
             let wpath = format!("{path}.experiment.templates[{t}].weight");
             match tr {
-                None => errs.push(invalid(wpath, weight, INVALID_EXPERIMENT_WEIGHT_NO_TRAFFIC_ROUTING)),
+                None => errs.push(invalid(
+                    wpath,
+                    weight,
+                    INVALID_EXPERIMENT_WEIGHT_NO_TRAFFIC_ROUTING,
+                )),
                 Some(tr) if tr.alb.is_none() && tr.smi.is_none() && tr.istio.is_none() => {
                     errs.push(invalid(wpath, weight, INVALID_EXPERIMENT_WEIGHT_ROUTER))
                 }
@@ -476,7 +603,11 @@ fn validate_anti_affinity(aa: Option<&AntiAffinity>, path: &str, errs: &mut Vec<
     if let Some(p) = preferred
         && !(1..=100).contains(&p.weight)
     {
-        errs.push(invalid(format!("{path}.weight"), p.weight, INVALID_ANTI_AFFINITY_WEIGHT));
+        errs.push(invalid(
+            format!("{path}.weight"),
+            p.weight,
+            INVALID_ANTI_AFFINITY_WEIGHT,
+        ));
     }
 }
 
@@ -508,12 +639,19 @@ spec:
     }
 
     fn paths(spec: &RolloutSpec) -> Vec<String> {
-        validate_rollout_spec(spec).err().unwrap_or_default().iter().map(|e| e.to_string()).collect()
+        validate_rollout_spec(spec)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
     fn valid_canary_and_blue_green_pass() {
-        let canary = with_strategy("    canary:\n      steps: [{setWeight: 20}, {pause: {duration: 10s}}, {pause: {}}]\n");
+        let canary = with_strategy(
+            "    canary:\n      steps: [{setWeight: 20}, {pause: {duration: 10s}}, {pause: {}}]\n",
+        );
         assert_eq!(paths(&canary), Vec::<String>::new());
         let bg = with_strategy("    blueGreen: {activeService: a, previewService: p}\n");
         assert_eq!(paths(&bg), Vec::<String>::new());
@@ -524,13 +662,16 @@ spec:
         let spec = with_strategy("    canary:\n      steps: [{setWeight: 150}]\n");
         assert_eq!(
             paths(&spec),
-            vec!["spec.strategy.canary.steps[0].setWeight: Invalid value: 150: SetWeight needs to be between 0 and 100"]
+            vec![
+                "spec.strategy.canary.steps[0].setWeight: Invalid value: 150: SetWeight needs to be between 0 and 100"
+            ]
         );
     }
 
     #[test]
     fn negative_and_unparseable_pause_durations_are_rejected() {
-        let spec = with_strategy("    canary:\n      steps: [{pause: {duration: -1}}, {pause: {duration: soon}}]\n");
+        let spec =
+            with_strategy("    canary:\n      steps: [{pause: {duration: -1}}, {pause: {duration: soon}}]\n");
         assert_eq!(
             paths(&spec),
             vec![
@@ -545,7 +686,9 @@ spec:
         let spec = with_strategy("    canary:\n      steps: [{setWieght: 10}, {setWeight: 10, pause: {}}]\n");
         let errs = paths(&spec);
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].starts_with("spec.strategy.canary.steps[0]: Invalid value: {}: Step must have one of"));
+        assert!(
+            errs[0].starts_with("spec.strategy.canary.steps[0]: Invalid value: {}: Step must have one of")
+        );
         assert!(errs[1].starts_with("spec.strategy.canary.steps[1]: Invalid value: \"setWeight, pause\""));
     }
 
@@ -554,12 +697,16 @@ spec:
         let both = with_strategy("    canary: {}\n    blueGreen: {activeService: a}\n");
         assert_eq!(
             paths(&both),
-            vec!["spec.strategy: Invalid value: \"blueGreen: true canary: true\": Multiple Strategies can not be listed"]
+            vec![
+                "spec.strategy: Invalid value: \"blueGreen: true canary: true\": Multiple Strategies can not be listed"
+            ]
         );
         let none = with_strategy("    {}\n");
         assert_eq!(
             paths(&none),
-            vec!["spec.strategy: Required value: Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'"]
+            vec![
+                "spec.strategy: Required value: Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'"
+            ]
         );
     }
 
@@ -572,7 +719,9 @@ spec:
         });
         assert_eq!(
             paths(&spec),
-            vec!["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"demo\"}: `selector` does not match template `labels`"]
+            vec![
+                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"demo\"}: `selector` does not match template `labels`"
+            ]
         );
     }
 
@@ -581,10 +730,15 @@ spec:
         let bg = with_strategy("    blueGreen: {activeService: a, previewService: a}\n");
         assert_eq!(paths(&bg).len(), 1);
         assert!(paths(&bg)[0].contains(DUPLICATED_SERVICES_BLUE_GREEN));
-        let canary = with_strategy("    canary: {maxSurge: 0, maxUnavailable: \"0%\", canaryService: s, stableService: s}\n");
+        let canary = with_strategy(
+            "    canary: {maxSurge: 0, maxUnavailable: \"0%\", canaryService: s, stableService: s}\n",
+        );
         let errs = paths(&canary);
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].starts_with("spec.strategy.canary.maxSurge: Invalid value: 0: MaxSurge and MaxUnavailable"));
+        assert!(
+            errs[0]
+                .starts_with("spec.strategy.canary.maxSurge: Invalid value: 0: MaxSurge and MaxUnavailable")
+        );
         assert!(errs[1].contains(DUPLICATED_SERVICES_CANARY));
     }
 
@@ -596,14 +750,19 @@ spec:
         let errs = paths(&spec);
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].starts_with("spec.strategy.canary.scaleDownDelaySeconds: Invalid value: 10"));
-        assert_eq!(errs[1], "spec.strategy.canary.trafficRouting: Required value: SetCanaryScale requires TrafficRouting to be set");
+        assert_eq!(
+            errs[1],
+            "spec.strategy.canary.trafficRouting: Required value: SetCanaryScale requires TrafficRouting to be set"
+        );
 
         let istio = with_strategy(
             "    canary:\n      trafficRouting:\n        istio: {virtualService: {name: vs}}\n        managedRoutes: [{name: a}]\n      steps: [{setHeaderRoute: {name: b, match: [{headerName: x, headerValue: {exact: y, prefix: z}}]}}]\n",
         );
         let errs = paths(&istio);
         assert_eq!(errs.len(), 4, "{errs:?}");
-        assert!(errs[0].starts_with("spec.strategy.canary.stableService: Invalid value: \"\": Canary service and Stable"));
+        assert!(errs[0].starts_with(
+            "spec.strategy.canary.stableService: Invalid value: \"\": Canary service and Stable"
+        ));
         assert!(errs[1].starts_with("spec.strategy.canary.canaryService"));
         assert!(errs[2].starts_with("spec.strategy.canary.steps[0].setHeaderRoute.match[0]: Invalid value"));
         assert!(errs[3].ends_with(ROUTE_NOT_IN_MANAGED_ROUTES));
@@ -626,7 +785,9 @@ spec:
         );
         assert_eq!(
             paths(&spec),
-            vec!["spec.strategy.canary.antiAffinity.weight: Invalid value: 0: AntiAffinity weight must be between 1-100"]
+            vec![
+                "spec.strategy.canary.antiAffinity.weight: Invalid value: 0: AntiAffinity weight must be between 1-100"
+            ]
         );
     }
 }

@@ -6,7 +6,9 @@ use shared_types::crds;
 
 #[test]
 fn committed_crds_are_up_to_date() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(crds::CRD_DIR);
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(crds::CRD_DIR);
     for crd in crds::all() {
         let file = dir.join(crds::file_name(&crd));
         let committed = std::fs::read_to_string(&file).unwrap_or_default();
@@ -35,7 +37,10 @@ fn check_structural(node: &Value, path: &str, problems: &mut Vec<String>) {
     }
     if let Some(props) = obj.get("properties").and_then(Value::as_object) {
         for (name, child) in props {
-            if child.get("description").is_none() && !path.contains(".template") && !path.contains(".selector") {
+            if child.get("description").is_none()
+                && !path.contains(".template")
+                && !path.contains(".selector")
+            {
                 problems.push(format!("{path}.{name}: no description"));
             }
             check_structural(child, &format!("{path}.{name}"), problems);
@@ -67,19 +72,34 @@ fn rollout_crd_has_scale_status_category_and_defaults() {
     let value = serde_json::to_value(crds::all().remove(0)).expect("CRD serializes");
     assert_eq!(value["metadata"]["name"], "rollouts.argoproj.io");
     assert_eq!(value["spec"]["names"]["shortNames"], serde_json::json!(["ro"]));
-    assert_eq!(value["spec"]["names"]["categories"], serde_json::json!(["argo-rollouts"]));
+    assert_eq!(
+        value["spec"]["names"]["categories"],
+        serde_json::json!(["argo-rollouts"])
+    );
     let version = &value["spec"]["versions"][0];
     assert_eq!(
         version["subresources"]["scale"],
         serde_json::json!({"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.HPAReplicas", "labelSelectorPath": ".status.selector"})
     );
     assert!(version["subresources"]["status"].is_object());
-    let columns: Vec<&str> = version["additionalPrinterColumns"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     assert_eq!(columns, ["Desired", "Current", "Up-to-date", "Available", "Age"]);
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
-    assert_eq!(spec["properties"]["selector"]["x-kubernetes-validations"][0]["rule"], "self == oldSelf");
-    let port = &spec["properties"]["template"]["properties"]["spec"]["properties"]["containers"]["items"]["properties"]["ports"]["items"];
-    assert_eq!(port["properties"]["protocol"]["default"], "TCP", "container port protocol defaults to TCP: {port}");
+    assert_eq!(
+        spec["properties"]["selector"]["x-kubernetes-validations"][0]["rule"],
+        "self == oldSelf"
+    );
+    let port = &spec["properties"]["template"]["properties"]["spec"]["properties"]["containers"]["items"]["properties"]
+        ["ports"]["items"];
+    assert_eq!(
+        port["properties"]["protocol"]["default"], "TCP",
+        "container port protocol defaults to TCP: {port}"
+    );
     let status = &version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
     assert_eq!(status["HPAReplicas"]["type"], "integer");
     assert_eq!(status["observedGeneration"]["type"], "string");

@@ -15,7 +15,11 @@ pub async fn run(session: &Session, names: &[String], out: &mut dyn Write) -> Re
     let p = json!({"status": {"abort": true}});
     for name in names {
         let ro = patch::rollout_status(&api, name, &p, &p).await?;
-        writeln!(out, "rollout '{}' aborted", ro.metadata.name.as_deref().unwrap_or(name))?;
+        writeln!(
+            out,
+            "rollout '{}' aborted",
+            ro.metadata.name.as_deref().unwrap_or(name)
+        )?;
     }
     Ok(())
 }

@@ -79,17 +79,26 @@ pub async fn run(session: &Session, args: &CreateArgs, io: &mut Io<'_>) -> Resul
     if args.watch && documents.len() > 1 {
         return Err(Error::Usage("Cannot watch multiple resources".into()));
     }
-    let params = PostParams { field_manager: Some(field_manager::KUBECTL_PLUGIN.into()), ..Default::default() };
+    let params = PostParams {
+        field_manager: Some(field_manager::KUBECTL_PLUGIN.into()),
+        ..Default::default()
+    };
     let mut created = Vec::new();
     for (kind, doc) in documents {
-        let object: DynamicObject =
-            serde_json::from_value(doc.clone()).map_err(|e| Error::msg(format!("invalid {}: {e}", kind.name())))?;
+        let object: DynamicObject = serde_json::from_value(doc.clone())
+            .map_err(|e| Error::msg(format!("invalid {}: {e}", kind.name())))?;
         let resource = api_resource(kind);
         let (api, namespace) = if kind == Kind::ClusterAnalysisTemplate {
-            (Api::<DynamicObject>::all_with(session.client.clone(), &resource), None)
+            (
+                Api::<DynamicObject>::all_with(session.client.clone(), &resource),
+                None,
+            )
         } else {
             let ns = target_namespace(session, &doc)?;
-            (Api::namespaced_with(session.client.clone(), &ns, &resource), Some(ns))
+            (
+                Api::namespaced_with(session.client.clone(), &ns, &resource),
+                Some(ns),
+            )
         };
         let result = api.create(&params, &object).await?;
         let name = result.metadata.name.clone().unwrap_or_default();
@@ -99,7 +108,9 @@ pub async fn run(session: &Session, args: &CreateArgs, io: &mut Io<'_>) -> Resul
     if !args.watch {
         return Ok(());
     }
-    let Some((kind, name, namespace)) = created.pop() else { return Ok(()) };
+    let Some((kind, name, namespace)) = created.pop() else {
+        return Ok(());
+    };
     let mut session = session.clone();
     if let Some(ns) = namespace {
         session.namespace = ns;
@@ -113,9 +124,16 @@ pub async fn run(session: &Session, args: &CreateArgs, io: &mut Io<'_>) -> Resul
         Kind::Experiment => {
             // Make sure it is readable before handing over to `get experiment --watch`.
             fetch_experiment(&session, &name).await?;
-            let get = GetExperimentArgs { name, watch: true, no_color: args.no_color, output: None };
+            let get = GetExperimentArgs {
+                name,
+                watch: true,
+                no_color: args.no_color,
+                output: None,
+            };
             super::get::experiment(&session, &get, io).await
         }
-        _ => Err(Error::Usage("Can only watch resources of type Rollout or Experiment".into())),
+        _ => Err(Error::Usage(
+            "Can only watch resources of type Rollout or Experiment".into(),
+        )),
     }
 }

@@ -74,11 +74,20 @@ pub async fn fetch_rollout(session: &Session, name: &str) -> Result<RolloutObjec
     let rollout = Api::<Rollout>::namespaced(client.clone(), ns).get(name).await?;
     let params = pod_selector(&rollout);
     let all = ListParams::default();
-    let (rs_api, pod_api) = (Api::<ReplicaSet>::namespaced(client.clone(), ns), Api::<Pod>::namespaced(client.clone(), ns));
-    let (ar_api, exp_api) =
-        (Api::<AnalysisRun>::namespaced(client.clone(), ns), Api::<Experiment>::namespaced(client.clone(), ns));
-    let (replica_sets, pods, analysis_runs, experiments) =
-        futures::try_join!(rs_api.list(&params), pod_api.list(&params), ar_api.list(&all), exp_api.list(&all))?;
+    let (rs_api, pod_api) = (
+        Api::<ReplicaSet>::namespaced(client.clone(), ns),
+        Api::<Pod>::namespaced(client.clone(), ns),
+    );
+    let (ar_api, exp_api) = (
+        Api::<AnalysisRun>::namespaced(client.clone(), ns),
+        Api::<Experiment>::namespaced(client.clone(), ns),
+    );
+    let (replica_sets, pods, analysis_runs, experiments) = futures::try_join!(
+        rs_api.list(&params),
+        pod_api.list(&params),
+        ar_api.list(&all),
+        exp_api.list(&all)
+    )?;
     Ok(RolloutObjects {
         rollout,
         replica_sets: replica_sets.items,
@@ -96,16 +105,17 @@ pub async fn rollout(session: &Session, args: &GetRolloutArgs, io: &mut Io<'_>) 
         return print_object(&objects.rollout, format, io.out);
     }
     if !args.watch {
-        io.out.write_all(objects.render(Timestamp::now(), color).as_bytes())?;
+        io.out
+            .write_all(objects.render(Timestamp::now(), color).as_bytes())?;
         return Ok(());
     }
     let timeout = (args.timeout_seconds > 0).then(|| Duration::from_secs(args.timeout_seconds));
     watch_rollout(session, objects, color, timeout, io).await
 }
 
-fn owned<K: Clone>(store: &Store<K>) -> Vec<K>
+fn owned<K>(store: &Store<K>) -> Vec<K>
 where
-    K: kube::Resource + 'static,
+    K: kube::Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     store.state().iter().map(|k| (**k).clone()).collect()
@@ -121,7 +131,13 @@ pub async fn watch_rollout(
 ) -> Result<(), Error> {
     let (client, ns) = (session.client.clone(), session.namespace.as_str());
     let name = initial.rollout.metadata.name.clone().unwrap_or_default();
-    let selector = initial.rollout.spec.selector.as_ref().map(label_selector).unwrap_or_default();
+    let selector = initial
+        .rollout
+        .spec
+        .selector
+        .as_ref()
+        .map(label_selector)
+        .unwrap_or_default();
     let pod_config = if selector.is_empty() {
         watcher::Config::default()
     } else {
@@ -132,10 +148,22 @@ pub async fn watch_rollout(
         watcher::Config::default().fields(&format!("metadata.name={name}")),
         0,
     );
-    let (replica_sets, s1) = reflect(Api::<ReplicaSet>::namespaced(client.clone(), ns), pod_config.clone(), 1);
+    let (replica_sets, s1) = reflect(
+        Api::<ReplicaSet>::namespaced(client.clone(), ns),
+        pod_config.clone(),
+        1,
+    );
     let (pods, s2) = reflect(Api::<Pod>::namespaced(client.clone(), ns), pod_config, 2);
-    let (runs, s3) = reflect(Api::<AnalysisRun>::namespaced(client.clone(), ns), watcher::Config::default(), 3);
-    let (experiments, s4) = reflect(Api::<Experiment>::namespaced(client.clone(), ns), watcher::Config::default(), 4);
+    let (runs, s3) = reflect(
+        Api::<AnalysisRun>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        3,
+    );
+    let (experiments, s4) = reflect(
+        Api::<Experiment>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        4,
+    );
     let mut events = select_all([s0, s1, s2, s3, s4]);
     let mut ready = [false; 5];
 
@@ -200,16 +228,28 @@ pub struct ExperimentObjects {
 impl ExperimentObjects {
     /// The `get experiment` text at `now`.
     pub fn render(&self, now: Timestamp, color: bool) -> String {
-        render_experiment_objects(&self.experiment, &self.replica_sets, &self.pods, &self.analysis_runs, now, color)
+        render_experiment_objects(
+            &self.experiment,
+            &self.replica_sets,
+            &self.pods,
+            &self.analysis_runs,
+            now,
+            color,
+        )
     }
 }
 
 /// Reads the experiment and the objects of its tree.
 pub async fn fetch_experiment(session: &Session, name: &str) -> Result<ExperimentObjects, Error> {
     let (client, ns) = (session.client.clone(), session.namespace.as_str());
-    let experiment = Api::<Experiment>::namespaced(client.clone(), ns).get(name).await?;
+    let experiment = Api::<Experiment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
     let all = ListParams::default();
-    let (rs_api, pod_api) = (Api::<ReplicaSet>::namespaced(client.clone(), ns), Api::<Pod>::namespaced(client.clone(), ns));
+    let (rs_api, pod_api) = (
+        Api::<ReplicaSet>::namespaced(client.clone(), ns),
+        Api::<Pod>::namespaced(client.clone(), ns),
+    );
     let ar_api = Api::<AnalysisRun>::namespaced(client.clone(), ns);
     let (replica_sets, pods, analysis_runs) =
         futures::try_join!(rs_api.list(&all), pod_api.list(&all), ar_api.list(&all))?;
@@ -230,7 +270,8 @@ pub async fn experiment(session: &Session, args: &GetExperimentArgs, io: &mut Io
         return print_object(&objects.experiment, format, io.out);
     }
     if !args.watch {
-        io.out.write_all(objects.render(Timestamp::now(), color).as_bytes())?;
+        io.out
+            .write_all(objects.render(Timestamp::now(), color).as_bytes())?;
         return Ok(());
     }
     redraw(io, &objects.render(Timestamp::now(), color))?;

@@ -29,8 +29,15 @@ pub fn lint_file(path: &Path) -> Result<Vec<LintError>, Error> {
     let mut errors = Vec::new();
     for doc in read_documents(path)? {
         let Some(kind) = Kind::of(&doc) else { continue };
-        let object = format!("{} \"{}\"", kind.name(), doc["metadata"]["name"].as_str().unwrap_or_default());
-        errors.extend(lint_document(&doc).into_iter().map(|error| LintError { object: object.clone(), error }));
+        let object = format!(
+            "{} \"{}\"",
+            kind.name(),
+            doc["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        errors.extend(lint_document(&doc).into_iter().map(|error| LintError {
+            object: object.clone(),
+            error,
+        }));
     }
     Ok(errors)
 }

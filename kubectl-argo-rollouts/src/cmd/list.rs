@@ -46,14 +46,20 @@ pub async fn rollouts(session: &Session, args: &ListRolloutsArgs, io: &mut Io<'_
     let list: ObjectList<Rollout> = api.list(&params).await?;
     if let Some(format) = args.output {
         let items = serde_json::to_value(&list.items).map_err(|e| Error::msg(e.to_string()))?;
-        return print_object(&json!({"apiVersion": "v1", "kind": "List", "items": items}), format, io.out);
+        return print_object(
+            &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+            format,
+            io.out,
+        );
     }
     if list.items.is_empty() && !args.watch {
         writeln!(io.err, "No resources found.")?;
         return Ok(());
     }
     let stamp = |on: bool| on.then(Timestamp::now);
-    io.out.write_all(render_rollout_table(&list.items, args.all_namespaces, stamp(args.timestamps)).as_bytes())?;
+    io.out.write_all(
+        render_rollout_table(&list.items, args.all_namespaces, stamp(args.timestamps)).as_bytes(),
+    )?;
     io.out.flush()?;
     if !args.watch {
         return Ok(());
@@ -95,13 +101,18 @@ pub async fn rollouts(session: &Session, args: &ListRolloutsArgs, io: &mut Io<'_
 }
 
 /// `list experiments`.
-pub async fn experiments(session: &Session, args: &ListExperimentsArgs, io: &mut Io<'_>) -> Result<(), Error> {
+pub async fn experiments(
+    session: &Session,
+    args: &ListExperimentsArgs,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
     let api: Api<Experiment> = api(session, args.all_namespaces);
     let list = api.list(&ListParams::default()).await?;
     if list.items.is_empty() {
         writeln!(io.err, "No resources found.")?;
         return Ok(());
     }
-    io.out.write_all(render_experiment_table(&list.items, args.all_namespaces, Timestamp::now()).as_bytes())?;
+    io.out
+        .write_all(render_experiment_table(&list.items, args.all_namespaces, Timestamp::now()).as_bytes())?;
     Ok(())
 }

@@ -40,7 +40,9 @@ pub async fn dispatch(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
         command => {
             let session = connect(&cli.global).await?;
             let server = session.server.clone();
-            run_with_session(command, &session, io).await.map_err(|e| e.with_server(&server))
+            run_with_session(command, &session, io)
+                .await
+                .map_err(|e| e.with_server(&server))
         }
     }
 }
@@ -58,7 +60,9 @@ pub async fn run_with_session(command: Command, session: &Session, io: &mut Io<'
         Command::Promote(args) => promote::run(session, &args, io.out).await,
         Command::Abort(args) => abort::run(session, &args.names, io.out).await,
         Command::Retry(RetryCommand::Rollout(args)) => retry::rollouts(session, &args.names, io.out).await,
-        Command::Retry(RetryCommand::Experiment(args)) => retry::experiments(session, &args.names, io.out).await,
+        Command::Retry(RetryCommand::Experiment(args)) => {
+            retry::experiments(session, &args.names, io.out).await
+        }
         Command::Undo(args) => undo::run(session, &args, io.out).await,
         Command::Pause(args) => pause::run(session, &args.names, io.out).await,
         Command::Restart(args) => restart::run(session, &args, io.out).await,
@@ -69,14 +73,18 @@ pub async fn run_with_session(command: Command, session: &Session, io: &mut Io<'
             terminate::experiments(session, &args.names, io.out).await
         }
         Command::Create(args) => create::run(session, &args, io).await,
-        Command::Version(_) | Command::Completion(_) | Command::Lint(_) => {
-            Err(Error::msg("internal error: offline command dispatched with a session"))
-        }
+        Command::Version(_) | Command::Completion(_) | Command::Lint(_) => Err(Error::msg(
+            "internal error: offline command dispatched with a session",
+        )),
     }
 }
 
 /// Prints an object (or list) as JSON or YAML, for `-o json|yaml`.
-pub(crate) fn print_object<T: Serialize>(value: &T, format: OutputFormat, out: &mut dyn Write) -> Result<(), Error> {
+pub(crate) fn print_object<T: Serialize>(
+    value: &T,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let text = match format {
         OutputFormat::Json => {
             let mut s = serde_json::to_string_pretty(value).map_err(|e| Error::msg(e.to_string()))?;
@@ -95,7 +103,9 @@ pub(crate) fn use_color(no_color: bool, io: &Io<'_>) -> bool {
 }
 
 /// A label selector in the query syntax (`a=b,c in (d,e),!f`), for list and watch requests.
-pub(crate) fn label_selector(selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> String {
+pub(crate) fn label_selector(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> String {
     let mut parts: Vec<String> = selector
         .match_labels
         .iter()
@@ -120,14 +130,15 @@ mod tests {
 
     #[test]
     fn label_selectors() {
-        let sel: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector = serde_json::from_value(serde_json::json!({
-            "matchLabels": {"app": "demo", "tier": "web"},
-            "matchExpressions": [
-                {"key": "env", "operator": "In", "values": ["a", "b"]},
-                {"key": "x", "operator": "DoesNotExist"}
-            ]
-        }))
-        .unwrap();
+        let sel: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(serde_json::json!({
+                "matchLabels": {"app": "demo", "tier": "web"},
+                "matchExpressions": [
+                    {"key": "env", "operator": "In", "values": ["a", "b"]},
+                    {"key": "x", "operator": "DoesNotExist"}
+                ]
+            }))
+            .unwrap();
         assert_eq!(label_selector(&sel), "app=demo,tier=web,env in (a,b),!x");
     }
 }

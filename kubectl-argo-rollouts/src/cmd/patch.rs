@@ -12,17 +12,27 @@ use crate::error::{Error, api_code};
 
 /// Patch parameters carrying the plugin's field manager.
 pub fn params() -> PatchParams {
-    PatchParams { field_manager: Some(field_manager::KUBECTL_PLUGIN.to_string()), ..Default::default() }
+    PatchParams {
+        field_manager: Some(field_manager::KUBECTL_PLUGIN.to_string()),
+        ..Default::default()
+    }
 }
 
 /// Merge-patches a Rollout's status subresource. Like Argo, when the server answers 404 (a CRD
 /// without the status subresource, as in Argo v0.9) the `fallback` patch is sent to the main
 /// resource instead; for a rollout that does not exist that second request yields the usual
 /// `not found` error.
-pub async fn rollout_status(api: &Api<Rollout>, name: &str, status: &Value, fallback: &Value) -> Result<Rollout, Error> {
+pub async fn rollout_status(
+    api: &Api<Rollout>,
+    name: &str,
+    status: &Value,
+    fallback: &Value,
+) -> Result<Rollout, Error> {
     match api.patch_status(name, &params(), &Patch::Merge(status)).await {
         Ok(ro) => Ok(ro),
-        Err(e) if api_code(&e) == Some(404) => Ok(api.patch(name, &params(), &Patch::Merge(fallback)).await?),
+        Err(e) if api_code(&e) == Some(404) => {
+            Ok(api.patch(name, &params(), &Patch::Merge(fallback)).await?)
+        }
         Err(e) => Err(e.into()),
     }
 }

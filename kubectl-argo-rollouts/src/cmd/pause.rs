@@ -14,7 +14,11 @@ pub async fn run(session: &Session, names: &[String], out: &mut dyn Write) -> Re
     let api: Api<Rollout> = Api::namespaced(session.client.clone(), &session.namespace);
     for name in names {
         let ro = patch::merge(&api, name, &json!({"spec": {"paused": true}})).await?;
-        writeln!(out, "rollout '{}' paused", ro.metadata.name.as_deref().unwrap_or(name))?;
+        writeln!(
+            out,
+            "rollout '{}' paused",
+            ro.metadata.name.as_deref().unwrap_or(name)
+        )?;
     }
     Ok(())
 }

@@ -46,10 +46,14 @@ pub fn promote_patches(ro: &Rollout, mode: PromoteMode) -> Result<PromotePatches
     let steps = ro.spec.strategy.canary.as_ref().map(|c| c.steps().len());
     if mode.skip_current_step || mode.skip_all_steps {
         if ro.spec.strategy.blue_green.is_some() {
-            return Err(Error::Usage("Cannot skip steps of a bluegreen rollout. Run without a flags".into()));
+            return Err(Error::Usage(
+                "Cannot skip steps of a bluegreen rollout. Run without a flags".into(),
+            ));
         }
         if steps == Some(0) {
-            return Err(Error::Usage("Cannot skip steps of a rollout without steps".into()));
+            return Err(Error::Usage(
+                "Cannot skip steps of a rollout without steps".into(),
+            ));
         }
     }
     let status = ro.status.clone().unwrap_or_default();
@@ -81,8 +85,9 @@ pub fn promote_patches(ro: &Rollout, mode: PromoteMode) -> Result<PromotePatches
             // both clearing conditions and advancing.
             if let Some(next) = next_step() {
                 p.status = Some(json!({"status": {"pauseConditions": null, "currentStepIndex": next}}));
-                p.unified =
-                    Some(json!({"spec": {"paused": false}, "status": {"pauseConditions": null, "currentStepIndex": next}}));
+                p.unified = Some(
+                    json!({"spec": {"paused": false}, "status": {"pauseConditions": null, "currentStepIndex": next}}),
+                );
             }
         }
     }
@@ -139,7 +144,10 @@ mod tests {
 
     #[test]
     fn promote_clears_pause_conditions() {
-        let ro = canary(json!({"currentStepIndex": 1, "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2025-01-01T00:00:00Z"}]}), false);
+        let ro = canary(
+            json!({"currentStepIndex": 1, "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2025-01-01T00:00:00Z"}]}),
+            false,
+        );
         let p = promote_patches(&ro, PromoteMode::default()).unwrap();
         assert_eq!(p.status, Some(json!({"status": {"pauseConditions": null}})));
         assert_eq!(p.spec, None);
@@ -150,16 +158,36 @@ mod tests {
         let ro = canary(json!({"currentStepIndex": 2}), true);
         let p = promote_patches(&ro, PromoteMode::default()).unwrap();
         assert_eq!(p.spec, Some(json!({"spec": {"paused": false}})));
-        assert_eq!(p.status, Some(json!({"status": {"pauseConditions": null, "currentStepIndex": 3}})));
+        assert_eq!(
+            p.status,
+            Some(json!({"status": {"pauseConditions": null, "currentStepIndex": 3}}))
+        );
     }
 
     #[test]
     fn full_promotion_only_when_not_yet_stable() {
         let ro = canary(json!({"currentPodHash": "a", "stableRS": "b"}), false);
-        let p = promote_patches(&ro, PromoteMode { full: true, ..Default::default() }).unwrap();
+        let p = promote_patches(
+            &ro,
+            PromoteMode {
+                full: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(p.status, Some(json!({"status": {"promoteFull": true}})));
         let ro = canary(json!({"currentPodHash": "a", "stableRS": "a"}), false);
-        assert_eq!(promote_patches(&ro, PromoteMode { full: true, ..Default::default() }).unwrap(), PromotePatches::default());
+        assert_eq!(
+            promote_patches(
+                &ro,
+                PromoteMode {
+                    full: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            PromotePatches::default()
+        );
     }
 
     #[test]
@@ -172,7 +200,17 @@ mod tests {
         .unwrap();
         let p = promote_patches(&ro, PromoteMode::default()).unwrap();
         assert_eq!(p.status, Some(json!({"status": {"pauseConditions": null}})));
-        let err = promote_patches(&ro, PromoteMode { skip_current_step: true, ..Default::default() }).unwrap_err();
-        assert_eq!(err.to_string(), "Cannot skip steps of a bluegreen rollout. Run without a flags");
+        let err = promote_patches(
+            &ro,
+            PromoteMode {
+                skip_current_step: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cannot skip steps of a bluegreen rollout. Run without a flags"
+        );
     }
 }

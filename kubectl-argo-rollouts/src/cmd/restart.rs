@@ -13,11 +13,15 @@ use crate::{cli::RestartArgs, error::Error, kube::Session};
 /// The `restartAt` value: now plus `in_`, whole seconds, RFC 3339 in UTC.
 pub fn restart_at(now: Timestamp, in_: Option<&str>) -> Result<String, Error> {
     let delay = match in_ {
-        Some(d) => parse_seconds_or_duration(d).map_err(|e| Error::Usage(format!("invalid --in {d:?}: {e}")))?,
+        Some(d) => {
+            parse_seconds_or_duration(d).map_err(|e| Error::Usage(format!("invalid --in {d:?}: {e}")))?
+        }
         None => std::time::Duration::ZERO,
     };
     let delay = SignedDuration::try_from(delay).map_err(|e| Error::Usage(format!("invalid --in: {e}")))?;
-    let at = now.checked_add(delay).map_err(|e| Error::Usage(format!("invalid --in: {e}")))?;
+    let at = now
+        .checked_add(delay)
+        .map_err(|e| Error::Usage(format!("invalid --in: {e}")))?;
     Ok(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
@@ -27,7 +31,11 @@ pub async fn run(session: &Session, args: &RestartArgs, out: &mut dyn Write) -> 
     let api: Api<Rollout> = Api::namespaced(session.client.clone(), &session.namespace);
     let ro = patch::merge(&api, &args.name, &json!({"spec": {"restartAt": at}})).await?;
     let name = ro.metadata.name.as_deref().unwrap_or(&args.name);
-    writeln!(out, "rollout '{name}' restarts in {}", args.in_.as_deref().unwrap_or("0s"))?;
+    writeln!(
+        out,
+        "rollout '{name}' restarts in {}",
+        args.in_.as_deref().unwrap_or("0s")
+    )?;
     Ok(())
 }
 

@@ -16,7 +16,11 @@ pub async fn rollouts(session: &Session, names: &[String], out: &mut dyn Write) 
     let p = json!({"status": {"abort": false}});
     for name in names {
         let ro = patch::rollout_status(&api, name, &p, &p).await?;
-        writeln!(out, "rollout '{}' retried", ro.metadata.name.as_deref().unwrap_or(name))?;
+        writeln!(
+            out,
+            "rollout '{}' retried",
+            ro.metadata.name.as_deref().unwrap_or(name)
+        )?;
     }
     Ok(())
 }
@@ -27,7 +31,11 @@ pub async fn experiments(session: &Session, names: &[String], out: &mut dyn Writ
     let api: Api<Experiment> = Api::namespaced(session.client.clone(), &session.namespace);
     for name in names {
         let exp = patch::merge(&api, name, &json!({"status": null})).await?;
-        writeln!(out, "experiment '{}' retried", exp.metadata.name.as_deref().unwrap_or(name))?;
+        writeln!(
+            out,
+            "experiment '{}' retried",
+            exp.metadata.name.as_deref().unwrap_or(name)
+        )?;
     }
     Ok(())
 }

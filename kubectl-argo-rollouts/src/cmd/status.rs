@@ -5,22 +5,28 @@ use futures::StreamExt;
 use kube::Api;
 use shared_types::{constants::phase, rollout::Rollout};
 
-use super::watch::{deadline, interrupted, parse_timeout, rollout_updates};
+use super::watch::{deadline, interrupted, rollout_updates};
 use crate::{Io, cli::StatusArgs, error::Error, info::phase::rollout_phase, kube::Session};
 
 /// The status line: `Healthy`/`Degraded` alone when not watching, else `<phase> - <message>`
 /// (or the phase alone when the message is empty).
 pub fn status_line(phase: &str, message: &str) -> String {
-    if message.is_empty() { phase.to_string() } else { format!("{phase} - {message}") }
+    if message.is_empty() {
+        phase.to_string()
+    } else {
+        format!("{phase} - {message}")
+    }
 }
 
 fn degraded(message: &str) -> Error {
-    Error::Degraded(format!("The rollout is in a degraded state with message: {message}"))
+    Error::Degraded(format!(
+        "The rollout is in a degraded state with message: {message}"
+    ))
 }
 
 /// Runs `status`.
 pub async fn run(session: &Session, args: &StatusArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let timeout = parse_timeout(&args.timeout)?;
+    let timeout = args.timeout.0;
     let api: Api<Rollout> = Api::namespaced(session.client.clone(), &session.namespace);
     let ro = api.get(&args.name).await?;
     let (mut current, mut message) = rollout_phase(&ro);
@@ -30,7 +36,11 @@ pub async fn run(session: &Session, args: &StatusArgs, io: &mut Io<'_>) -> Resul
         } else {
             writeln!(io.out, "{}", status_line(&current, &message))?;
         }
-        return if current == phase::DEGRADED { Err(degraded(&message)) } else { Ok(()) };
+        return if current == phase::DEGRADED {
+            Err(degraded(&message))
+        } else {
+            Ok(())
+        };
     }
     let mut printed = status_line(&current, &message);
     writeln!(io.out, "{printed}")?;

@@ -14,7 +14,11 @@ pub async fn analysis_runs(session: &Session, names: &[String], out: &mut dyn Wr
     let api: Api<AnalysisRun> = Api::namespaced(session.client.clone(), &session.namespace);
     for name in names {
         let run = patch::merge(&api, name, &json!({"spec": {"terminate": true}})).await?;
-        writeln!(out, "analysisRun '{}' terminated", run.metadata.name.as_deref().unwrap_or(name))?;
+        writeln!(
+            out,
+            "analysisRun '{}' terminated",
+            run.metadata.name.as_deref().unwrap_or(name)
+        )?;
     }
     Ok(())
 }
@@ -25,7 +29,11 @@ pub async fn experiments(session: &Session, names: &[String], out: &mut dyn Writ
     let api: Api<Experiment> = Api::namespaced(session.client.clone(), &session.namespace);
     for name in names {
         let exp = patch::merge(&api, name, &json!({"spec": {"terminate": true}})).await?;
-        writeln!(out, "experiment '{}' retried", exp.metadata.name.as_deref().unwrap_or(name))?;
+        writeln!(
+            out,
+            "experiment '{}' retried",
+            exp.metadata.name.as_deref().unwrap_or(name)
+        )?;
     }
     Ok(())
 }

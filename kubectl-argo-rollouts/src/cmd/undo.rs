@@ -12,7 +12,11 @@ use super::{label_selector, patch};
 use crate::{cli::UndoArgs, error::Error, kube::Session};
 
 /// The ReplicaSet to go back to: revision `to_revision`, or (0) the second-newest revision.
-pub fn find_revision<'a>(ro: &Rollout, replica_sets: &'a [ReplicaSet], to_revision: i64) -> Result<&'a ReplicaSet, Error> {
+pub fn find_revision<'a>(
+    ro: &Rollout,
+    replica_sets: &'a [ReplicaSet],
+    to_revision: i64,
+) -> Result<&'a ReplicaSet, Error> {
     let uid = ro.metadata.uid.as_deref().unwrap_or_default();
     let mut owned: Vec<(i64, &ReplicaSet)> = replica_sets
         .iter()
@@ -24,9 +28,16 @@ pub fn find_revision<'a>(ro: &Rollout, replica_sets: &'a [ReplicaSet], to_revisi
                 .any(|o| o.uid == uid && o.controller == Some(true))
         })
         // Like Argo: a missing annotation is revision 0, an unparsable one is skipped.
-        .filter_map(|rs| match rs.metadata.annotations.as_ref().and_then(|a| a.get(keys::REVISION)) {
-            None => Some((0, rs)),
-            Some(v) => v.parse().ok().map(|r| (r, rs)),
+        .filter_map(|rs| {
+            match rs
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(keys::REVISION))
+            {
+                None => Some((0, rs)),
+                Some(v) => v.parse().ok().map(|r| (r, rs)),
+            }
         })
         .collect();
     if to_revision > 0 {
@@ -34,13 +45,19 @@ pub fn find_revision<'a>(ro: &Rollout, replica_sets: &'a [ReplicaSet], to_revisi
             .into_iter()
             .find(|(r, _)| *r == to_revision)
             .map(|(_, rs)| rs)
-            .ok_or_else(|| Error::msg(format!("unable to find specified revision {to_revision} in history")));
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "unable to find specified revision {to_revision} in history"
+                ))
+            });
     }
-    owned.sort_by(|a, b| b.0.cmp(&a.0));
-    owned
-        .get(1)
-        .map(|(_, rs)| *rs)
-        .ok_or_else(|| Error::msg(format!("no revision found for rollout \"{}\"", ro.metadata.name.as_deref().unwrap_or_default())))
+    owned.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
+    owned.get(1).map(|(_, rs)| *rs).ok_or_else(|| {
+        Error::msg(format!(
+            "no revision found for rollout \"{}\"",
+            ro.metadata.name.as_deref().unwrap_or_default()
+        ))
+    })
 }
 
 /// `template` without the `rollouts-pod-template-hash` label, as JSON.
@@ -58,9 +75,13 @@ pub fn template_without_hash(template: &PodTemplateSpec) -> Result<Value, Error>
 pub fn derivative(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, _) => true,
-        (Value::Object(a), Value::Object(b)) => a.iter().all(|(k, v)| derivative(v, b.get(k).unwrap_or(&Value::Null))),
+        (Value::Object(a), Value::Object(b)) => a
+            .iter()
+            .all(|(k, v)| derivative(v, b.get(k).unwrap_or(&Value::Null))),
         (Value::Object(a), Value::Null) => a.values().all(|v| derivative(v, &Value::Null)),
-        (Value::Array(a), Value::Array(b)) => a.is_empty() || (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| derivative(x, y))),
+        (Value::Array(a), Value::Array(b)) => {
+            a.is_empty() || (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| derivative(x, y)))
+        }
         (Value::Array(a), Value::Null) => a.is_empty(),
         (Value::String(a), Value::Null) => a.is_empty(),
         (Value::Bool(a), Value::Null) => !a,
@@ -74,7 +95,9 @@ pub async fn run(session: &Session, args: &UndoArgs, out: &mut dyn Write) -> Res
     let api: Api<Rollout> = Api::namespaced(session.client.clone(), &session.namespace);
     let ro = api.get(&args.name).await?;
     if ro.spec.workload_ref.is_some() {
-        return Err(Error::msg("undo of a rollout with a workloadRef is not supported: roll back the referenced workload"));
+        return Err(Error::msg(
+            "undo of a rollout with a workloadRef is not supported: roll back the referenced workload",
+        ));
     }
     let rs_api: Api<ReplicaSet> = Api::namespaced(session.client.clone(), &session.namespace);
     let mut params = ListParams::default();
@@ -96,10 +119,18 @@ pub async fn run(session: &Session, args: &UndoArgs, out: &mut dyn Write) -> Res
     let name = ro.metadata.name.as_deref().unwrap_or(&args.name);
     if current != Value::Null && derivative(&current, &target) {
         let revision = crate::info::revision(rs.metadata.annotations.as_ref());
-        writeln!(out, "skipped rollback (current template already matches revision {revision})")?;
+        writeln!(
+            out,
+            "skipped rollback (current template already matches revision {revision})"
+        )?;
         return Ok(());
     }
-    patch::json(&api, &args.name, json!([{"op": "replace", "path": "/spec/template", "value": target}])).await?;
+    patch::json(
+        &api,
+        &args.name,
+        json!([{"op": "replace", "path": "/spec/template", "value": target}]),
+    )
+    .await?;
     writeln!(out, "rollout '{name}' undo")?;
     Ok(())
 }
@@ -133,9 +164,28 @@ mod tests {
 
     #[test]
     fn previous_revision_by_default() {
-        let sets = vec![rs("v1", Some("1"), "u1", "img:1"), rs("v3", Some("3"), "u1", "img:3"), rs("v2", Some("2"), "u1", "img:2"), rs("other", Some("9"), "u2", "x")];
-        assert_eq!(find_revision(&rollout(), &sets, 0).unwrap().metadata.name.as_deref(), Some("v2"));
-        assert_eq!(find_revision(&rollout(), &sets, 1).unwrap().metadata.name.as_deref(), Some("v1"));
+        let sets = vec![
+            rs("v1", Some("1"), "u1", "img:1"),
+            rs("v3", Some("3"), "u1", "img:3"),
+            rs("v2", Some("2"), "u1", "img:2"),
+            rs("other", Some("9"), "u2", "x"),
+        ];
+        assert_eq!(
+            find_revision(&rollout(), &sets, 0)
+                .unwrap()
+                .metadata
+                .name
+                .as_deref(),
+            Some("v2")
+        );
+        assert_eq!(
+            find_revision(&rollout(), &sets, 1)
+                .unwrap()
+                .metadata
+                .name
+                .as_deref(),
+            Some("v1")
+        );
         let err = find_revision(&rollout(), &sets, 7).unwrap_err();
         assert_eq!(err.to_string(), "unable to find specified revision 7 in history");
         let err = find_revision(&rollout(), &sets[..1], 0).unwrap_err();
@@ -144,13 +194,14 @@ mod tests {
 
     #[test]
     fn target_template_drops_the_hash_label_and_compares_derivatively() {
-        let sets = vec![rs("v3", Some("3"), "u1", "img:3")];
+        let sets = [rs("v3", Some("3"), "u1", "img:3")];
         let target = template_without_hash(sets[0].spec.template.as_ref().unwrap()).unwrap();
         assert_eq!(target["metadata"]["labels"], json!({"app": "a"}));
         let current = template_without_hash(rollout().spec.template.as_ref().unwrap()).unwrap();
         // The ReplicaSet carries a defaulted imagePullPolicy the Rollout does not set.
         assert!(derivative(&current, &target));
-        let other = template_without_hash(rs("v1", Some("1"), "u1", "img:1").spec.template.as_ref().unwrap()).unwrap();
+        let other = template_without_hash(rs("v1", Some("1"), "u1", "img:1").spec.template.as_ref().unwrap())
+            .unwrap();
         assert!(!derivative(&current, &other));
     }
 }

@@ -26,9 +26,21 @@ pub fn run(args: &VersionArgs, out: &mut dyn Write) -> Result<(), Error> {
     if !args.short {
         // Build metadata can be injected at build time through these environment variables.
         let or_unknown = |v: Option<&'static str>| v.unwrap_or("unknown");
-        writeln!(out, "  BuildDate: {}", or_unknown(option_env!("KUBECTL_ARGO_ROLLOUTS_BUILD_DATE")))?;
-        writeln!(out, "  GitCommit: {}", or_unknown(option_env!("KUBECTL_ARGO_ROLLOUTS_GIT_COMMIT")))?;
-        writeln!(out, "  GitTreeState: {}", or_unknown(option_env!("KUBECTL_ARGO_ROLLOUTS_GIT_TREE_STATE")))?;
+        writeln!(
+            out,
+            "  BuildDate: {}",
+            or_unknown(option_env!("KUBECTL_ARGO_ROLLOUTS_BUILD_DATE"))
+        )?;
+        writeln!(
+            out,
+            "  GitCommit: {}",
+            or_unknown(option_env!("KUBECTL_ARGO_ROLLOUTS_GIT_COMMIT"))
+        )?;
+        writeln!(
+            out,
+            "  GitTreeState: {}",
+            or_unknown(option_env!("KUBECTL_ARGO_ROLLOUTS_GIT_TREE_STATE"))
+        )?;
         writeln!(out, "  Compiler: rustc")?;
         writeln!(out, "  Platform: {}", platform())?;
     }

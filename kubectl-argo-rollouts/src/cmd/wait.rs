@@ -6,7 +6,7 @@ use futures::StreamExt;
 use kube::Api;
 use shared_types::{constants::phase, rollout::Rollout};
 
-use super::watch::{deadline, interrupted, parse_timeout, rollout_updates};
+use super::watch::{deadline, interrupted, rollout_updates};
 use crate::{Io, cli::WaitArgs, error::Error, info::phase::rollout_phase, kube::Session};
 
 /// What to wait for.
@@ -22,6 +22,14 @@ pub enum Condition {
     Step(i32),
 }
 
+impl std::str::FromStr for Condition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Condition::parse(s).map_err(|e| e.to_string())
+    }
+}
+
 impl Condition {
     /// Parses `healthy`, `paused`, `degraded` or `step=N` (case-insensitive).
     pub fn parse(s: &str) -> Result<Self, Error> {
@@ -35,7 +43,11 @@ impl Condition {
                 .and_then(|n| n.parse::<i32>().ok())
                 .filter(|n| *n >= 0)
                 .map(Condition::Step)
-                .ok_or_else(|| Error::Usage(format!("invalid --for {s:?}: expected healthy, paused, degraded or step=N"))),
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "invalid --for {s:?}: expected healthy, paused, degraded or step=N"
+                    ))
+                }),
         }
     }
 
@@ -69,19 +81,33 @@ pub fn check(ro: &Rollout, condition: Condition) -> Check {
     }
     let name = ro.metadata.name.as_deref().unwrap_or_default();
     let with_message = |p: &str| {
-        if message.is_empty() { format!("rollout '{name}' is {p}") } else { format!("rollout '{name}' is {p} - {message}") }
+        if message.is_empty() {
+            format!("rollout '{name}' is {p}")
+        } else {
+            format!("rollout '{name}' is {p} - {message}")
+        }
     };
     let met = match condition {
         Condition::Healthy => current == phase::HEALTHY,
         Condition::Paused => current == phase::PAUSED,
         Condition::Degraded => current == phase::DEGRADED,
-        Condition::Step(n) => ro.status.as_ref().and_then(|s| s.current_step_index).is_some_and(|i| i >= n),
+        Condition::Step(n) => ro
+            .status
+            .as_ref()
+            .and_then(|s| s.current_step_index)
+            .is_some_and(|i| i >= n),
     };
     if met {
         return Check::Met(match condition {
             Condition::Step(_) => {
                 let index = ro.status.as_ref().and_then(|s| s.current_step_index).unwrap_or(0);
-                let total = ro.spec.strategy.canary.as_ref().map(|c| c.steps().len()).unwrap_or(0);
+                let total = ro
+                    .spec
+                    .strategy
+                    .canary
+                    .as_ref()
+                    .map(|c| c.steps().len())
+                    .unwrap_or(0);
                 format!("rollout '{name}' is at step {index}/{total}")
             }
             _ => with_message(&current),
@@ -95,8 +121,8 @@ pub fn check(ro: &Rollout, condition: Condition) -> Check {
 
 /// Runs `wait`.
 pub async fn run(session: &Session, args: &WaitArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let condition = Condition::parse(&args.condition)?;
-    let timeout = parse_timeout(&args.timeout)?;
+    let condition = args.condition;
+    let timeout = args.timeout.0;
     let api: Api<Rollout> = Api::namespaced(session.client.clone(), &session.namespace);
     let ro = api.get(&args.name).await?;
     if let Condition::Step(n) = condition {
@@ -105,7 +131,9 @@ pub async fn run(session: &Session, args: &WaitArgs, io: &mut Io<'_>) -> Result<
         };
         let steps = canary.steps().len();
         if usize::try_from(n).map_or(true, |n| n > steps) {
-            return Err(Error::Usage(format!("step {n} is out of range: the rollout has {steps} steps")));
+            return Err(Error::Usage(format!(
+                "step {n} is out of range: the rollout has {steps} steps"
+            )));
         }
     }
     let degraded = |m: &str| Error::Degraded(format!("rollout '{}' is Degraded: {m}", args.name));
@@ -161,12 +189,25 @@ mod tests {
 
     #[test]
     fn checks() {
-        let paused = ro(serde_json::json!({"observedGeneration": "2", "phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1}));
-        assert_eq!(check(&paused, Condition::Paused), Check::Met("rollout 'r' is Paused - CanaryPauseStep".into()));
-        assert_eq!(check(&paused, Condition::Step(1)), Check::Met("rollout 'r' is at step 1/3".into()));
+        let paused = ro(
+            serde_json::json!({"observedGeneration": "2", "phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1}),
+        );
+        assert_eq!(
+            check(&paused, Condition::Paused),
+            Check::Met("rollout 'r' is Paused - CanaryPauseStep".into())
+        );
+        assert_eq!(
+            check(&paused, Condition::Step(1)),
+            Check::Met("rollout 'r' is at step 1/3".into())
+        );
         assert_eq!(check(&paused, Condition::Healthy), Check::Pending);
-        let degraded = ro(serde_json::json!({"observedGeneration": "2", "phase": "Degraded", "message": "RolloutAborted: x"}));
-        assert_eq!(check(&degraded, Condition::Healthy), Check::Degraded("RolloutAborted: x".into()));
+        let degraded = ro(
+            serde_json::json!({"observedGeneration": "2", "phase": "Degraded", "message": "RolloutAborted: x"}),
+        );
+        assert_eq!(
+            check(&degraded, Condition::Healthy),
+            Check::Degraded("RolloutAborted: x".into())
+        );
         assert!(matches!(check(&degraded, Condition::Degraded), Check::Met(_)));
         let stale = ro(serde_json::json!({"observedGeneration": "1", "phase": "Healthy"}));
         assert_eq!(check(&stale, Condition::Healthy), Check::Pending);

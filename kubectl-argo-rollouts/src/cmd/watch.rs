@@ -1,7 +1,7 @@
 //! Watch plumbing shared by `get --watch`, `list --watch`, `status` and `wait`: reflector stores
 //! fed by watchers (which re-list and back off on errors by themselves), Ctrl-C and timeouts.
 
-use std::{fmt::Debug, future::Future, hash::Hash, time::Duration};
+use std::{fmt::Debug, hash::Hash, time::Duration};
 
 use futures::{StreamExt, stream::BoxStream};
 use kube::{
@@ -26,7 +26,11 @@ pub enum Signal {
 
 /// A store kept up to date by a watcher on `api`, and the stream that drives it (it must be
 /// polled for the store to fill). `index` tags the stream's [`Signal`]s.
-pub fn reflect<K>(api: Api<K>, config: watcher::Config, index: usize) -> (Store<K>, BoxStream<'static, Signal>)
+pub fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    index: usize,
+) -> (Store<K>, BoxStream<'static, Signal>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
@@ -58,27 +62,16 @@ pub fn rollout_updates(api: Api<Rollout>, name: &str) -> BoxStream<'static, Opti
 }
 
 /// Completes after `timeout`, or never when there is none.
-pub fn deadline(timeout: Option<Duration>) -> impl Future<Output = ()> {
-    async move {
-        match timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => futures::future::pending::<()>().await,
-        }
+pub async fn deadline(timeout: Option<Duration>) {
+    match timeout {
+        Some(t) => tokio::time::sleep(t).await,
+        None => futures::future::pending::<()>().await,
     }
 }
 
 /// Completes on Ctrl-C (never, if the signal handler cannot be installed).
-pub fn interrupted() -> impl Future<Output = ()> {
-    async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            futures::future::pending::<()>().await;
-        }
+pub async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        futures::future::pending::<()>().await;
     }
-}
-
-/// Parses a `--timeout` value: `0` means none, a bare number is seconds, else a Go duration.
-pub fn parse_timeout(value: &str) -> Result<Option<Duration>, crate::Error> {
-    let d = shared_types::duration::parse_seconds_or_duration(value.trim())
-        .map_err(|e| crate::Error::Usage(format!("invalid --timeout {value:?}: {e}")))?;
-    Ok((!d.is_zero()).then_some(d))
 }

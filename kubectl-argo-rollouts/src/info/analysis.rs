@@ -67,7 +67,11 @@ fn analysis_run_info(run: &AnalysisRun) -> AnalysisRunInfo {
         revision: revision(run.metadata.annotations.as_ref()),
         ..Default::default()
     };
-    let results = run.status.as_ref().and_then(|s| s.metric_results.as_deref()).unwrap_or_default();
+    let results = run
+        .status
+        .as_ref()
+        .and_then(|s| s.metric_results.as_deref())
+        .unwrap_or_default();
     for result in results {
         info.successful += result.successful.unwrap_or(0);
         info.failed += result.failed.unwrap_or(0);

@@ -4,8 +4,8 @@ use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
 use shared_types::{analysis::AnalysisRun, experiment::Experiment};
 
 use super::{
-    AnalysisRunInfo, ImageInfo, Metadata, ReplicaSetInfo, analysis::analysis_icon, analysis::analysis_run_infos,
-    owned_by, replicaset::replica_set_infos, revision, rollout::merge_image,
+    AnalysisRunInfo, ImageInfo, Metadata, ReplicaSetInfo, analysis::analysis_icon,
+    analysis::analysis_run_infos, owned_by, replicaset::replica_set_infos, revision, rollout::merge_image,
 };
 
 /// One Experiment, standalone or created by a Rollout step.
@@ -34,7 +34,11 @@ impl ExperimentInfo {
         let phase = exp.status.as_ref().and_then(|s| s.phase);
         ExperimentInfo {
             status: phase.map(|p| p.as_str().to_string()).unwrap_or_default(),
-            message: exp.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default(),
+            message: exp
+                .status
+                .as_ref()
+                .and_then(|s| s.message.clone())
+                .unwrap_or_default(),
             icon: analysis_icon(phase),
             revision: revision(exp.metadata.annotations.as_ref()),
             replica_sets: replica_set_infos(&meta.uid, None, replica_sets, pods),
@@ -52,7 +56,13 @@ impl ExperimentInfo {
                 if !rs.template.is_empty() {
                     tags.push(format!("Σ:{}", rs.template));
                 }
-                merge_image(&mut images, ImageInfo { image: image.clone(), tags });
+                merge_image(
+                    &mut images,
+                    ImageInfo {
+                        image: image.clone(),
+                        tags,
+                    },
+                );
             }
         }
         images
@@ -73,6 +83,10 @@ pub fn experiment_infos(
         .filter(|e| owned_by(e.metadata.owner_references.as_ref(), owner_uid))
         .map(|e| ExperimentInfo::new(e, replica_sets, pods, runs))
         .collect();
-    infos.sort_by(|a, b| b.revision.cmp(&a.revision).then_with(|| a.meta.created.cmp(&b.meta.created)));
+    infos.sort_by(|a, b| {
+        b.revision
+            .cmp(&a.revision)
+            .then_with(|| a.meta.created.cmp(&b.meta.created))
+    });
     infos
 }

@@ -30,7 +30,11 @@ pub fn rollout_phase(ro: &Rollout) -> (String, String) {
 /// Whether `status.observedGeneration` (a decimal string) has caught up with
 /// `metadata.generation`. Non-numeric values are legacy hashes and count as observed.
 fn generation_observed(ro: &Rollout, status: &RolloutStatus) -> bool {
-    let Some(observed) = status.observed_generation.as_deref().and_then(|g| g.parse::<i64>().ok()) else {
+    let Some(observed) = status
+        .observed_generation
+        .as_deref()
+        .and_then(|g| g.parse::<i64>().ok())
+    else {
         return true;
     };
     observed >= ro.metadata.generation.unwrap_or(0)
@@ -41,7 +45,10 @@ pub fn calculate_rollout_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (S
     let progressing = |m: &str| (phase::PROGRESSING.to_string(), m.to_string());
     for c in status.conditions() {
         if c.type_ == condition_type::INVALID_SPEC {
-            return (phase::DEGRADED.into(), format!("{}: {}", condition_type::INVALID_SPEC, c.message));
+            return (
+                phase::DEGRADED.into(),
+                format!("{}: {}", condition_type::INVALID_SPEC, c.message),
+            );
         }
     }
     for c in status.conditions() {
@@ -76,7 +83,10 @@ pub fn calculate_rollout_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (S
             return progressing(phase::MSG_ACTIVE_CUTOVER_PENDING);
         }
         if stable != current {
-            let post_done = bg.post_promotion_analysis_run_status.as_ref().is_some_and(|s| s.status.is_completed());
+            let post_done = bg
+                .post_promotion_analysis_run_status
+                .as_ref()
+                .is_some_and(|s| s.status.is_completed());
             return progressing(if post_done {
                 phase::MSG_WAITING_POST_PROMOTION
             } else {
@@ -121,14 +131,20 @@ mod tests {
             "spec": {"strategy": {"canary": {}}},
             "status": {"observedGeneration": "3", "phase": "Healthy"}
         }));
-        assert_eq!(rollout_phase(&r).1, "waiting for rollout spec update to be observed");
+        assert_eq!(
+            rollout_phase(&r).1,
+            "waiting for rollout spec update to be observed"
+        );
         let r = ro(serde_json::json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
             "metadata": {"name": "r", "generation": 3},
             "spec": {"strategy": {"canary": {}}},
             "status": {"observedGeneration": "3", "phase": "Paused", "controllerPause": true}
         }));
-        assert_eq!(rollout_phase(&r), ("Progressing".into(), "waiting for rollout to unpause".into()));
+        assert_eq!(
+            rollout_phase(&r),
+            ("Progressing".into(), "waiting for rollout to unpause".into())
+        );
     }
 
     #[test]

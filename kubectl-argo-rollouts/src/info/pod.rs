@@ -28,7 +28,9 @@ impl PodInfo {
     pub fn new(pod: &Pod) -> Self {
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
-        let init_specs = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
+        let init_specs = spec
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or_default();
         let total_containers = spec.map(|s| s.containers.len()).unwrap_or(0);
 
         let mut reason = status.and_then(|s| s.phase.clone()).unwrap_or_default();
@@ -39,7 +41,9 @@ impl PodInfo {
         let mut restarts = 0;
         let mut ready_containers = 0;
         let mut initializing = false;
-        let init_statuses = status.and_then(|s| s.init_container_statuses.as_deref()).unwrap_or_default();
+        let init_statuses = status
+            .and_then(|s| s.init_container_statuses.as_deref())
+            .unwrap_or_default();
         for (i, container) in init_statuses.iter().enumerate() {
             restarts += container.restart_count;
             let state = container.state.as_ref();
@@ -82,7 +86,9 @@ impl PodInfo {
         if !initializing {
             restarts = 0;
             let mut has_running = false;
-            let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+            let statuses = status
+                .and_then(|s| s.container_statuses.as_deref())
+                .unwrap_or_default();
             for container in statuses.iter().rev() {
                 restarts += container.restart_count;
                 match container_reason(container.state.as_ref()) {
@@ -123,7 +129,12 @@ impl PodInfo {
 /// Waiting or terminated reason of a container, if it has one.
 fn container_reason(state: Option<&ContainerState>) -> Option<String> {
     let state = state?;
-    if let Some(r) = state.waiting.as_ref().and_then(|w| w.reason.as_deref()).filter(|r| !r.is_empty()) {
+    if let Some(r) = state
+        .waiting
+        .as_ref()
+        .and_then(|w| w.reason.as_deref())
+        .filter(|r| !r.is_empty())
+    {
         return Some(r.to_string());
     }
     let t = state.terminated.as_ref()?;
@@ -175,7 +186,10 @@ mod tests {
                 {"name": "a", "ready": true, "restartCount": 2, "image": "i", "imageID": "",
                  "state": {"running": {}}}]}
         })));
-        assert_eq!((p.status.as_str(), p.icon, p.ready.as_str(), p.restarts), ("Running", "✔", "1/1", 2));
+        assert_eq!(
+            (p.status.as_str(), p.icon, p.ready.as_str(), p.restarts),
+            ("Running", "✔", "1/1", 2)
+        );
     }
 
     #[test]
@@ -190,7 +204,10 @@ mod tests {
                  "state": {"terminated": {"exitCode": 1}}}]}
         })));
         // Containers are inspected last to first, so the first container's reason wins.
-        assert_eq!((p.status.as_str(), p.icon, p.ready.as_str(), p.restarts), ("ImagePullBackOff", "⚠", "0/2", 3));
+        assert_eq!(
+            (p.status.as_str(), p.icon, p.ready.as_str(), p.restarts),
+            ("ImagePullBackOff", "⚠", "0/2", 3)
+        );
         assert_eq!(pod_icon("ExitCode:1"), "✖");
         assert_eq!(pod_icon("CrashLoopBackOff"), "✖");
         assert_eq!(pod_icon("ErrImagePull"), "⚠");

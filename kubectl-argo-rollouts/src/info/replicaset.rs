@@ -58,7 +58,11 @@ pub fn replica_set_infos(
         .map(|rs| replica_set_info(rs, rollout))
         .collect();
     // Argo sorts by revision (descending), then by name: its creation-time comparison is a no-op.
-    infos.sort_by(|a, b| b.revision.cmp(&a.revision).then_with(|| a.meta.name.cmp(&b.meta.name)));
+    infos.sort_by(|a, b| {
+        b.revision
+            .cmp(&a.revision)
+            .then_with(|| a.meta.name.cmp(&b.meta.name))
+    });
     for info in &mut infos {
         info.pods = pods
             .iter()
@@ -66,7 +70,10 @@ pub fn replica_set_infos(
             .map(PodInfo::new)
             .collect();
         info.pods.sort_by(|a, b| {
-            a.meta.created.cmp(&b.meta.created).then_with(|| a.meta.name.cmp(&b.meta.name))
+            a.meta
+                .created
+                .cmp(&b.meta.created)
+                .then_with(|| a.meta.name.cmp(&b.meta.name))
         });
     }
     infos
@@ -89,7 +96,12 @@ fn replica_set_info(rs: &ReplicaSet, rollout: Option<&Rollout>) -> ReplicaSetInf
             .template
             .as_ref()
             .and_then(|t| t.spec.as_ref())
-            .map(|s| s.containers.iter().map(|c| c.image.clone().unwrap_or_default()).collect())
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .map(|c| c.image.clone().unwrap_or_default())
+                    .collect()
+            })
             .unwrap_or_default(),
         ..Default::default()
     };
@@ -100,7 +112,12 @@ fn replica_set_info(rs: &ReplicaSet, rollout: Option<&Rollout>) -> ReplicaSetInf
 }
 
 fn annotation(rs: &ReplicaSet, key: &str) -> String {
-    rs.metadata.annotations.as_ref().and_then(|a| a.get(key)).cloned().unwrap_or_default()
+    rs.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Sets the stable/canary/active/preview/ping/pong flags from the rollout's status.
@@ -118,7 +135,8 @@ fn assign_role(info: &mut ReplicaSetInfo, rs: &ReplicaSet, ro: &Rollout) {
     if let Some(canary) = &ro.spec.strategy.canary {
         let ping_pong = canary.ping_pong.is_some();
         // The ping Service fronts the stable pods only when the status says so (`ping`).
-        let stable_is_ping = status.canary.as_ref().and_then(|c| c.stable_ping_pong.as_deref()) == Some("ping");
+        let stable_is_ping =
+            status.canary.as_ref().and_then(|c| c.stable_ping_pong.as_deref()) == Some("ping");
         if stable_rs == hash {
             info.stable = true;
             if ping_pong {

@@ -143,8 +143,18 @@ impl RolloutInfo {
                     (rs.ping, tag::PING),
                     (rs.pong, tag::PONG),
                 ];
-                let tags = flags.iter().filter(|(set, _)| *set).map(|(_, t)| t.to_string()).collect();
-                merge_image(&mut images, ImageInfo { image: image.clone(), tags });
+                let tags = flags
+                    .iter()
+                    .filter(|(set, _)| *set)
+                    .map(|(_, t)| t.to_string())
+                    .collect();
+                merge_image(
+                    &mut images,
+                    ImageInfo {
+                        image: image.clone(),
+                        tags,
+                    },
+                );
             }
         }
         for exp in &self.experiments {

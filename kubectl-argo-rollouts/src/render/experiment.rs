@@ -22,7 +22,11 @@ pub fn render_experiment_objects(
     now: Timestamp,
     color: bool,
 ) -> String {
-    render_experiment(&ExperimentInfo::new(exp, replica_sets, pods, analysis_runs), now, color)
+    render_experiment(
+        &ExperimentInfo::new(exp, replica_sets, pods, analysis_runs),
+        now,
+        color,
+    )
 }
 
 /// The `get experiment` output for an already summarised experiment.
@@ -31,7 +35,11 @@ pub fn render_experiment(info: &ExperimentInfo, now: Timestamp, color: bool) -> 
     let mut out = String::new();
     header_line(&mut out, "Name:", &info.meta.name);
     header_line(&mut out, "Namespace:", &info.meta.namespace);
-    header_line(&mut out, "Status:", &format!("{} {}", c.word(info.icon), info.status));
+    header_line(
+        &mut out,
+        "Status:",
+        &format!("{} {}", c.word(info.icon), info.status),
+    );
     if !info.message.is_empty() {
         header_line(&mut out, "Message:", &info.message);
     }
@@ -39,7 +47,12 @@ pub fn render_experiment(info: &ExperimentInfo, now: Timestamp, color: bool) -> 
     out.push('\n');
     let mut buf = String::new();
     header(&mut buf);
-    TreeWriter { buf: &mut buf, now, color: c }.experiment(info, "", "");
+    TreeWriter {
+        buf: &mut buf,
+        now,
+        color: c,
+    }
+    .experiment(info, "", "");
     out.push_str(&align(&buf, 0, 2));
     out
 }

@@ -10,7 +10,8 @@ use shared_types::{experiment::Experiment, rollout::Rollout};
 use super::tabwriter::align;
 use crate::info::{age::human_duration, phase::rollout_phase, rollout::current_set_weight};
 
-const ROLLOUT_HEADER: &str = "NAME\tSTRATEGY\tSTATUS\tSTEP\tSET-WEIGHT\tREADY\tDESIRED\tUP-TO-DATE\tAVAILABLE\n";
+const ROLLOUT_HEADER: &str =
+    "NAME\tSTRATEGY\tSTATUS\tSTEP\tSET-WEIGHT\tREADY\tDESIRED\tUP-TO-DATE\tAVAILABLE\n";
 
 /// The columns of one rollout in `list rollouts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +49,11 @@ impl RolloutRow {
             status: rollout_phase(ro).0,
             step: "-".into(),
             set_weight: "-".into(),
-            ready: format!("{}/{}", status.ready_replicas.unwrap_or(0), status.replicas.unwrap_or(0)),
+            ready: format!(
+                "{}/{}",
+                status.ready_replicas.unwrap_or(0),
+                status.replicas.unwrap_or(0)
+            ),
             desired: ro.spec.replicas(),
             up_to_date: status.updated_replicas.unwrap_or(0),
             available: status.available_replicas.unwrap_or(0),
@@ -104,7 +109,11 @@ pub fn rollout_header(namespace: bool, timestamp: bool) -> String {
 }
 
 /// The aligned `list rollouts` table. `timestamp` adds the TIMESTAMP column with that time.
-pub fn render_rollout_table(rollouts: &[Rollout], all_namespaces: bool, timestamp: Option<Timestamp>) -> String {
+pub fn render_rollout_table(
+    rollouts: &[Rollout],
+    all_namespaces: bool,
+    timestamp: Option<Timestamp>,
+) -> String {
     let mut buf = rollout_header(all_namespaces, timestamp.is_some());
     for ro in rollouts {
         buf.push_str(&RolloutRow::new(ro).line(all_namespaces, timestamp));
@@ -127,15 +136,22 @@ pub fn render_experiment_table(experiments: &[Experiment], all_namespaces: bool,
         if let Ok(Some(d)) = exp.spec.duration() {
             let d = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
             duration = human_duration(d);
-            let available_at = exp.status.as_ref().and_then(|s| s.available_at.as_ref()).map(|t| t.0);
-            if let (false, Some(at)) = (phase.is_some_and(|p| p.is_completed()), available_at) {
-                if let Some(left) = d.checked_sub(now.duration_since(at)).filter(|l| l.is_positive()) {
-                    remaining = human_duration(left);
-                }
+            let available_at = exp
+                .status
+                .as_ref()
+                .and_then(|s| s.available_at.as_ref())
+                .map(|t| t.0);
+            if let (false, Some(at)) = (phase.is_some_and(|p| p.is_completed()), available_at)
+                && let Some(left) = d.checked_sub(now.duration_since(at)).filter(|l| l.is_positive())
+            {
+                remaining = human_duration(left);
             }
         }
         if all_namespaces {
-            buf.push_str(&format!("{:<9}\t", exp.metadata.namespace.as_deref().unwrap_or_default()));
+            buf.push_str(&format!(
+                "{:<9}\t",
+                exp.metadata.namespace.as_deref().unwrap_or_default()
+            ));
         }
         buf.push_str(&format!(
             "{:<10}\t{:<6}\t{:<8}\t{:<9}\t{:<3}\n",

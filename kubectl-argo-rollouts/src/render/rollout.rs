@@ -33,7 +33,11 @@ pub fn render_rollout(info: &RolloutInfo, now: Timestamp, color: bool) -> String
     let mut out = String::new();
     header_line(&mut out, "Name:", &info.meta.name);
     header_line(&mut out, "Namespace:", &info.meta.namespace);
-    header_line(&mut out, "Status:", &format!("{} {}", c.word(info.icon), info.status));
+    header_line(
+        &mut out,
+        "Status:",
+        &format!("{} {}", c.word(info.icon), info.status),
+    );
     if !info.message.is_empty() {
         header_line(&mut out, "Message:", &info.message);
     }
@@ -85,13 +89,32 @@ fn render_rollout_tree(info: &RolloutInfo, now: Timestamp, color: Colorizer) -> 
         let (prefix, sub_prefix) = prefixes(i + 1 == revisions.len(), "");
         // Empty KIND, a lone space for STATUS (icon and status are blank), empty AGE and INFO: the
         // padded empty cells are what makes revision rows end in spaces.
-        buf.push_str(&format!("{prefix}{} revision:{revision}\t\t \t\t\n", kind_icon::REVISION));
-        let replica_sets: Vec<_> = info.replica_sets.iter().filter(|r| r.revision == *revision).collect();
-        let experiments: Vec<_> = info.experiments.iter().filter(|e| e.revision == *revision).collect();
-        let runs: Vec<_> = info.analysis_runs.iter().filter(|a| a.revision == *revision).collect();
+        buf.push_str(&format!(
+            "{prefix}{} revision:{revision}\t\t \t\t\n",
+            kind_icon::REVISION
+        ));
+        let replica_sets: Vec<_> = info
+            .replica_sets
+            .iter()
+            .filter(|r| r.revision == *revision)
+            .collect();
+        let experiments: Vec<_> = info
+            .experiments
+            .iter()
+            .filter(|e| e.revision == *revision)
+            .collect();
+        let runs: Vec<_> = info
+            .analysis_runs
+            .iter()
+            .filter(|a| a.revision == *revision)
+            .collect();
         let total = replica_sets.len() + experiments.len() + runs.len();
         let mut current = 0;
-        let mut tree = TreeWriter { buf: &mut buf, now, color };
+        let mut tree = TreeWriter {
+            buf: &mut buf,
+            now,
+            color,
+        };
         for rs in replica_sets {
             let (child, child_sub) = prefixes(current + 1 == total, &sub_prefix);
             tree.replica_set(rs, &child, &child_sub);

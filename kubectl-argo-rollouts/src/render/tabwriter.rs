@@ -29,12 +29,19 @@ pub fn align(text: &str, min_width: usize, padding: usize) -> String {
         body.split('\n')
             .map(|line| {
                 line.split('\t')
-                    .map(|cell| Cell { text: cell.to_string(), width: display_width(cell) })
+                    .map(|cell| Cell {
+                        text: cell.to_string(),
+                        width: display_width(cell),
+                    })
                     .collect()
             })
             .collect()
     };
-    let writer = Writer { lines, min_width, padding };
+    let writer = Writer {
+        lines,
+        min_width,
+        padding,
+    };
     let mut out = String::with_capacity(text.len() * 2);
     let mut widths = Vec::new();
     writer.format(&mut out, &mut widths, 0, writer.lines.len());
@@ -126,7 +133,10 @@ mod tests {
     #[test]
     fn empty_cells_are_padded_and_trailing_text_is_not() {
         let out = align("NAME\tAGE\tINFO\nrow\t\t\nlonger-row\t15s\tstable\n", 0, 2);
-        assert_eq!(out, "NAME        AGE  INFO\nrow              \nlonger-row  15s  stable\n");
+        assert_eq!(
+            out,
+            "NAME        AGE  INFO\nrow              \nlonger-row  15s  stable\n"
+        );
     }
 
     #[test]

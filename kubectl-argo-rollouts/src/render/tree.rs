@@ -81,14 +81,22 @@ impl TreeWriter<'_> {
         } else {
             None
         };
-        let tags = [rs.stable.then_some(tag::STABLE), role, rs.ping.then_some(tag::PING), rs.pong.then_some(tag::PONG)];
+        let tags = [
+            rs.stable.then_some(tag::STABLE),
+            role,
+            rs.ping.then_some(tag::PING),
+            rs.pong.then_some(tag::PONG),
+        ];
         for t in tags.into_iter().flatten() {
             info_cols.push(color.word(t));
             // Each role colours the name again (nested escapes), as Argo does.
             name = color.with_color_of(&name, t);
         }
         if !rs.scale_down_deadline.is_empty() {
-            info_cols.push(format!("delay:{}", scale_down_delay(&rs.scale_down_deadline, self.now)));
+            info_cols.push(format!(
+                "delay:{}",
+                scale_down_delay(&rs.scale_down_deadline, self.now)
+            ));
         }
         self.row(Row {
             prefix,

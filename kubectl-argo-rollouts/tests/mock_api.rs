@@ -1,0 +1,601 @@
+//! Commands against a mocked API server (tower-test): the exact requests they send (paths,
+//! patch types, bodies, field manager) and how API failures (404, 403) and an unreachable server
+//! are reported. The real-cluster behaviour is covered by the e2e suite.
+
+use clap::Parser;
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kubectl_argo_rollouts::{ExitStatus, Io, cli::Cli, cmd::run_with_session, error::report, kube::Session};
+use serde_json::{Value, json};
+use tower_test::mock::{Handle, SendResponse};
+
+type Mock = Handle<Request<Body>, Response<Body>>;
+
+/// One expected request and the answer to give.
+struct Exchange {
+    method: Method,
+    /// Path and query must start with this.
+    path: &'static str,
+    /// Path and query must contain this too, if set.
+    contains: Option<&'static str>,
+    /// Expected `Content-Type` (patches), if any.
+    content_type: Option<&'static str>,
+    /// Expected JSON body, if any.
+    body: Option<Value>,
+    status: StatusCode,
+    response: Value,
+}
+
+fn ok(method: Method, path: &'static str, response: Value) -> Exchange {
+    Exchange {
+        method,
+        path,
+        contains: None,
+        content_type: None,
+        body: None,
+        status: StatusCode::OK,
+        response,
+    }
+}
+
+fn patch(path: &'static str, content_type: &'static str, body: Value, response: Value) -> Exchange {
+    Exchange {
+        method: Method::PATCH,
+        path,
+        contains: None,
+        content_type: Some(content_type),
+        body: Some(body),
+        status: StatusCode::OK,
+        response,
+    }
+}
+
+fn failure(method: Method, path: &'static str, code: u16, reason: &str, message: &str) -> Exchange {
+    Exchange {
+        method,
+        path,
+        contains: None,
+        content_type: None,
+        body: None,
+        status: StatusCode::from_u16(code).unwrap(),
+        response: json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code}),
+    }
+}
+
+async fn serve(mut handle: Mock, exchanges: Vec<Exchange>) {
+    for (i, ex) in exchanges.into_iter().enumerate() {
+        let (request, send): (Request<Body>, SendResponse<Response<Body>>) = handle
+            .next_request()
+            .await
+            .unwrap_or_else(|| panic!("request {i} never came"));
+        let uri = request.uri().to_string();
+        assert_eq!(request.method(), ex.method, "request {i}: {uri}");
+        assert!(
+            uri.starts_with(ex.path),
+            "request {i}: {uri} does not start with {}",
+            ex.path
+        );
+        if let Some(part) = ex.contains {
+            assert!(uri.contains(part), "request {i}: {uri} does not contain {part}");
+        }
+        if ex.method == Method::PATCH || ex.method == Method::POST {
+            assert!(
+                uri.contains("fieldManager=kubectl-argo-rollouts"),
+                "request {i}: {uri}"
+            );
+        }
+        if let Some(ct) = ex.content_type {
+            let got = request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            assert_eq!(got, Some(ct), "request {i}: {uri}");
+        }
+        let body = request.into_body().collect_bytes().await.unwrap();
+        if let Some(expected) = ex.body {
+            let got: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(got, expected, "request {i}: {uri}");
+        }
+        // A string response is a raw body (a watch stream); anything else is sent as JSON.
+        let bytes = match ex.response {
+            Value::String(raw) => raw.into_bytes(),
+            other => serde_json::to_vec(&other).unwrap(),
+        };
+        let response = Response::builder()
+            .status(ex.status)
+            .body(Body::from(bytes))
+            .unwrap();
+        send.send_response(response);
+    }
+}
+
+struct Output {
+    status: ExitStatus,
+    out: String,
+    err: String,
+}
+
+/// Runs `args` against the mock, which must see exactly `exchanges`.
+async fn run(args: &[&str], exchanges: Vec<Exchange>) -> Output {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(serve(handle, exchanges));
+    let client = kube::Client::new(service, "default");
+    let session = Session::new(client, "default");
+    let cli =
+        Cli::try_parse_from(std::iter::once("kubectl-argo-rollouts").chain(args.iter().copied())).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        stdout_is_terminal: false,
+    };
+    let status = match run_with_session(cli.command, &session, &mut io).await {
+        Ok(()) => ExitStatus::Success,
+        Err(e) => report(&e, &mut io),
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        .await
+        .expect("mock server finished")
+        .unwrap();
+    Output {
+        status,
+        out: String::from_utf8(out).unwrap(),
+        err: String::from_utf8(err).unwrap(),
+    }
+}
+
+const RO: &str = "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server";
+const MERGE: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+
+fn rollout(status: Value) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "mock-server", "namespace": "default", "uid": "u-1", "generation": 2},
+        "spec": {
+            "replicas": 5,
+            "selector": {"matchLabels": {"app": "mock-server"}},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}]}},
+            "template": {"metadata": {"labels": {"app": "mock-server"}},
+                "spec": {"containers": [{"name": "mock-server", "image": "ghcr.io/ssup2/mock-go-server:3.0.0"}]}}
+        },
+        "status": status
+    })
+}
+
+fn paused_rollout() -> Value {
+    rollout(
+        json!({"observedGeneration": "2", "phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1,
+        "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2025-06-01T10:00:00Z"}], "controllerPause": true,
+        "currentPodHash": "6fcb56df9b", "stableRS": "6579c6cc98"}),
+    )
+}
+
+#[tokio::test]
+async fn unknown_rollout() {
+    let o = run(
+        &["get", "rollout", "mock-server"],
+        vec![failure(
+            Method::GET,
+            RO,
+            404,
+            "NotFound",
+            "rollouts.argoproj.io \"mock-server\" not found",
+        )],
+    )
+    .await;
+    assert_eq!(o.status, ExitStatus::Failure);
+    assert_eq!(o.err, "Error: rollouts.argoproj.io \"mock-server\" not found\n");
+    assert!(o.out.is_empty());
+}
+
+#[tokio::test]
+async fn forbidden_by_rbac() {
+    let message = "rollouts.argoproj.io \"mock-server\" is forbidden: User \"bob\" cannot patch resource \"rollouts/status\" in API group \"argoproj.io\" in the namespace \"default\"";
+    let o = run(
+        &["abort", "mock-server"],
+        vec![failure(
+            Method::PATCH,
+            "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server/status",
+            403,
+            "Forbidden",
+            message,
+        )],
+    )
+    .await;
+    assert_eq!(o.status, ExitStatus::Failure);
+    assert_eq!(o.err, format!("Error: {message}\n"));
+}
+
+#[tokio::test]
+async fn promote_clears_pause_conditions_on_the_status_subresource() {
+    let o = run(
+        &["promote", "mock-server"],
+        vec![
+            ok(Method::GET, RO, paused_rollout()),
+            patch(
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server/status?",
+                MERGE,
+                json!({"status": {"pauseConditions": null}}),
+                paused_rollout(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.out.as_str(), o.err.as_str()),
+        (ExitStatus::Success, "rollout 'mock-server' promoted\n", "")
+    );
+}
+
+#[tokio::test]
+async fn promote_falls_back_to_the_main_resource_without_status_subresource() {
+    let o = run(
+        &["promote", "mock-server"],
+        vec![
+            ok(Method::GET, RO, paused_rollout()),
+            failure(
+                Method::PATCH,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server/status?",
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+            patch(
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server?",
+                MERGE,
+                json!({"spec": {"paused": false}, "status": {"pauseConditions": null}}),
+                paused_rollout(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(o.out, "rollout 'mock-server' promoted\n", "{}", o.err);
+}
+
+#[tokio::test]
+async fn promote_full() {
+    let o = run(
+        &["promote", "mock-server", "--full"],
+        vec![
+            ok(Method::GET, RO, paused_rollout()),
+            patch(
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server/status?",
+                MERGE,
+                json!({"status": {"promoteFull": true}}),
+                paused_rollout(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(o.out, "rollout 'mock-server' fully promoted\n", "{}", o.err);
+}
+
+#[tokio::test]
+async fn abort_retry_pause_restart_terminate() {
+    let status_path = "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server/status?";
+    let o = run(
+        &["abort", "mock-server"],
+        vec![patch(
+            status_path,
+            MERGE,
+            json!({"status": {"abort": true}}),
+            paused_rollout(),
+        )],
+    )
+    .await;
+    assert_eq!(o.out, "rollout 'mock-server' aborted\n", "{}", o.err);
+    let o = run(
+        &["retry", "rollout", "mock-server"],
+        vec![patch(
+            status_path,
+            MERGE,
+            json!({"status": {"abort": false}}),
+            paused_rollout(),
+        )],
+    )
+    .await;
+    assert_eq!(o.out, "rollout 'mock-server' retried\n", "{}", o.err);
+    let main_path = "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server?";
+    let o = run(
+        &["pause", "mock-server"],
+        vec![patch(
+            main_path,
+            MERGE,
+            json!({"spec": {"paused": true}}),
+            paused_rollout(),
+        )],
+    )
+    .await;
+    assert_eq!(o.out, "rollout 'mock-server' paused\n", "{}", o.err);
+
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(request.method(), Method::PATCH);
+        let body: Value =
+            serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+        let at = body["spec"]["restartAt"].as_str().unwrap().to_string();
+        assert!(at.ends_with('Z') && at.len() == 20, "{at}");
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&paused_rollout()).unwrap()))
+                .unwrap(),
+        );
+    });
+    let session = Session::new(kube::Client::new(service, "default"), "default");
+    let cli = Cli::try_parse_from(["k", "restart", "mock-server", "--in", "30s"]).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        stdout_is_terminal: false,
+    };
+    run_with_session(cli.command, &session, &mut io).await.unwrap();
+    server.await.unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "rollout 'mock-server' restarts in 30s\n"
+    );
+
+    let run_path = "/apis/argoproj.io/v1alpha1/namespaces/default/analysisruns/run-1?";
+    let run_obj = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun", "metadata": {"name": "run-1"}, "spec": {"metrics": []}});
+    let o = run(
+        &["terminate", "ar", "run-1"],
+        vec![patch(
+            run_path,
+            MERGE,
+            json!({"spec": {"terminate": true}}),
+            run_obj,
+        )],
+    )
+    .await;
+    assert_eq!(o.out, "analysisRun 'run-1' terminated\n", "{}", o.err);
+    let exp_path = "/apis/argoproj.io/v1alpha1/namespaces/default/experiments/exp-1?";
+    let exp_obj = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "exp-1"}, "spec": {"templates": []}});
+    let o = run(
+        &["retry", "experiment", "exp-1"],
+        vec![patch(exp_path, MERGE, json!({"status": null}), exp_obj)],
+    )
+    .await;
+    assert_eq!(o.out, "experiment 'exp-1' retried\n", "{}", o.err);
+}
+
+#[tokio::test]
+async fn set_image() {
+    let o = run(
+        &["set", "image", "mock-server", "mock-server=ghcr.io/ssup2/mock-go-server:4.0.0"],
+        vec![
+            ok(Method::GET, RO, paused_rollout()),
+            patch(
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server?",
+                JSON_PATCH,
+                json!([
+                    {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "mock-server"},
+                    {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "ghcr.io/ssup2/mock-go-server:4.0.0"}
+                ]),
+                paused_rollout(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.out.as_str()),
+        (ExitStatus::Success, "rollout \"mock-server\" image updated\n"),
+        "{}",
+        o.err
+    );
+}
+
+#[tokio::test]
+async fn set_image_wrong_container() {
+    let o = run(
+        &["set", "image", "mock-server", "web=nginx"],
+        vec![ok(Method::GET, RO, paused_rollout())],
+    )
+    .await;
+    assert_eq!(o.status, ExitStatus::Failure);
+    assert_eq!(o.err, "Error: unable to find container named \"web\"\n");
+}
+
+fn replica_set(hash: &str, revision: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": format!("mock-server-{hash}"), "namespace": "default", "uid": format!("rs-{hash}"),
+            "labels": {"app": "mock-server", "rollouts-pod-template-hash": hash},
+            "annotations": {"rollout.argoproj.io/revision": revision},
+            "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "mock-server", "uid": "u-1", "controller": true}]},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "mock-server", "rollouts-pod-template-hash": hash}},
+            "template": {"metadata": {"labels": {"app": "mock-server", "rollouts-pod-template-hash": hash}},
+                "spec": {"containers": [{"name": "mock-server", "image": image, "imagePullPolicy": "IfNotPresent"}]}}}
+    })
+}
+
+#[tokio::test]
+async fn undo_restores_the_previous_template() {
+    let list = json!({"apiVersion": "apps/v1", "kind": "ReplicaSetList", "metadata": {}, "items": [
+        replica_set("6579c6cc98", "1", "ghcr.io/ssup2/mock-go-server:1.0.0"),
+        replica_set("7c6fcfb847", "2", "ghcr.io/ssup2/mock-go-server:2.0.0"),
+        replica_set("6fcb56df9b", "3", "ghcr.io/ssup2/mock-go-server:3.0.0"),
+    ]});
+    let o = run(
+        &["undo", "mock-server"],
+        vec![
+            ok(Method::GET, RO, paused_rollout()),
+            Exchange {
+                contains: Some("labelSelector=app%3Dmock-server"),
+                ..ok(Method::GET, "/apis/apps/v1/namespaces/default/replicasets?", list)
+            },
+            patch(
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/mock-server?",
+                JSON_PATCH,
+                json!([{"op": "replace", "path": "/spec/template", "value": {
+                    "metadata": {"labels": {"app": "mock-server"}},
+                    "spec": {"containers": [{"name": "mock-server", "image": "ghcr.io/ssup2/mock-go-server:2.0.0", "imagePullPolicy": "IfNotPresent"}]}
+                }}]),
+                paused_rollout(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(o.out, "rollout 'mock-server' undo\n", "{}", o.err);
+}
+
+#[tokio::test]
+async fn status_once() {
+    let o = run(
+        &["status", "mock-server", "--watch=false"],
+        vec![ok(Method::GET, RO, paused_rollout())],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.out.as_str()),
+        (ExitStatus::Success, "Paused - CanaryPauseStep\n")
+    );
+    let degraded = rollout(
+        json!({"observedGeneration": "2", "phase": "Degraded", "message": "RolloutAborted: Rollout aborted update to revision 2"}),
+    );
+    let o = run(
+        &["status", "mock-server", "-w=false"],
+        vec![ok(Method::GET, RO, degraded)],
+    )
+    .await;
+    assert_eq!(o.status, ExitStatus::Degraded);
+    assert_eq!(o.out, "Degraded\n");
+    assert_eq!(
+        o.err,
+        "Error: The rollout is in a degraded state with message: RolloutAborted: Rollout aborted update to revision 2\n"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_server() {
+    // A port on the loopback interface that nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("kar-unreachable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\n"
+        ),
+    )
+    .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        stdout_is_terminal: false,
+    };
+    let args = [
+        "kubectl-argo-rollouts",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "get",
+        "rollout",
+        "x",
+    ];
+    let status = kubectl_argo_rollouts::run(args, &mut io).await;
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(status, ExitStatus::Failure);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "Error: unable to connect to the server http://127.0.0.1:{port}/: "
+        )),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+}
+
+fn healthy_rollout() -> Value {
+    let mut ro = rollout(
+        json!({"observedGeneration": "2", "phase": "Healthy", "currentStepIndex": 3,
+        "currentPodHash": "6fcb56df9b", "stableRS": "6fcb56df9b", "replicas": 5, "updatedReplicas": 5,
+        "readyReplicas": 5, "availableReplicas": 5}),
+    );
+    ro["metadata"]["resourceVersion"] = json!("12");
+    ro
+}
+
+/// The watcher's initial list of the one rollout, then a watch delivering `events` (as the API
+/// server streams them: one JSON object per line).
+fn list_then_watch(first: Value, events: Vec<(&str, Value)>) -> Vec<Exchange> {
+    let mut first = first;
+    first["metadata"]["resourceVersion"] = json!("10");
+    let list = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "RolloutList", "metadata": {"resourceVersion": "10"}, "items": [first]});
+    let stream: String = events
+        .into_iter()
+        .map(|(kind, object)| format!("{}\n", json!({"type": kind, "object": object})))
+        .collect();
+    vec![
+        Exchange {
+            contains: Some("fieldSelector=metadata.name%3Dmock-server"),
+            ..ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts?",
+                list,
+            )
+        },
+        Exchange {
+            contains: Some("watch=true"),
+            ..ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts?",
+                Value::String(stream),
+            )
+        },
+    ]
+}
+
+#[tokio::test]
+async fn status_watch_until_healthy() {
+    let mut exchanges = vec![ok(Method::GET, RO, paused_rollout())];
+    exchanges.extend(list_then_watch(
+        paused_rollout(),
+        vec![("MODIFIED", healthy_rollout())],
+    ));
+    let o = run(&["status", "mock-server", "--timeout", "10s"], exchanges).await;
+    assert_eq!(
+        (o.status, o.out.as_str(), o.err.as_str()),
+        (ExitStatus::Success, "Paused - CanaryPauseStep\nHealthy\n", "")
+    );
+}
+
+#[tokio::test]
+async fn wait_for_healthy_and_degraded_exit_codes() {
+    let mut exchanges = vec![ok(Method::GET, RO, paused_rollout())];
+    exchanges.extend(list_then_watch(
+        paused_rollout(),
+        vec![("MODIFIED", healthy_rollout())],
+    ));
+    let o = run(
+        &["wait", "mock-server", "--for", "healthy", "--timeout", "10s"],
+        exchanges,
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.out.as_str()),
+        (ExitStatus::Success, "rollout 'mock-server' is Healthy\n"),
+        "{}",
+        o.err
+    );
+
+    let degraded = rollout(
+        json!({"observedGeneration": "2", "phase": "Degraded", "message": "RolloutAborted: Rollout aborted update to revision 2"}),
+    );
+    let mut exchanges = vec![ok(Method::GET, RO, paused_rollout())];
+    exchanges.extend(list_then_watch(paused_rollout(), vec![("MODIFIED", degraded)]));
+    let o = run(&["wait", "mock-server", "--for", "healthy"], exchanges).await;
+    assert_eq!(o.status, ExitStatus::Degraded);
+    assert_eq!(o.status.code(), 3);
+    assert_eq!(
+        o.err,
+        "Error: rollout 'mock-server' is Degraded: RolloutAborted: Rollout aborted update to revision 2\n"
+    );
+}

@@ -1,0 +1,997 @@
+//! Istio: the weights of a VirtualService's routes, the hash labels of a DestinationRule's
+//! subsets, and the header / mirror routes the controller manages (Argo's
+//! `rollout/trafficrouting/istio`).
+//!
+//! Objects are handled as `serde_json::Value` so that every field this code does not know
+//! about (retries, timeouts, fault injection, future Istio fields) survives the round trip:
+//! Argo writes the whole VirtualService back with an Update, so anything dropped here would be
+//! deleted from the cluster.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+use shared_types::{
+    constants::keys,
+    rollout::{
+        HeaderRoutingMatch, IstioDestinationRule, IstioVirtualService, ManagedRoute, RouteMatch,
+        SetHeaderRoute, SetMirrorRoute, StringMatch, TcpRoute, TlsRoute, TrafficWeights, WeightDestination,
+    },
+};
+
+use super::{DesiredWeights, ObjectKind, Problem, TrafficError};
+
+/// Argo computes the stable weight of an Istio route from a fixed 100 (`maxTrafficWeight` is not
+/// supported by the Istio router).
+const ISTIO_TOTAL_WEIGHT: i64 = 100;
+
+/// How a VirtualService route tells canary from stable.
+#[derive(Clone, Copy, Debug)]
+pub enum Split<'a> {
+    /// Host-level split (no DestinationRule): destinations are matched by Service host.
+    Host {
+        /// `canaryService` of the Rollout.
+        canary_service: &'a str,
+        /// `stableService` of the Rollout.
+        stable_service: &'a str,
+    },
+    /// Subset-level split: destinations are matched by DestinationRule subset name, whatever
+    /// their host.
+    Subset(&'a IstioDestinationRule),
+}
+
+/// Resolves `trafficRouting.istio.virtualService.name` to `(name, namespace)`. A reference may be
+/// `name`, `name.namespace` or a cluster-local FQDN such as `name.namespace.svc.cluster.local`:
+/// the `.cluster.local` and `.svc` suffixes are stripped first, then the last dot-separated
+/// segment is the namespace and the rest the name. Without a namespace the Rollout's is used.
+pub fn parse_virtual_service_ref(reference: &str, rollout_namespace: &str) -> (String, String) {
+    let trimmed = reference.strip_suffix(".cluster.local").unwrap_or(reference);
+    let trimmed = trimmed.strip_suffix(".svc").unwrap_or(trimmed);
+    match trimmed.rsplit_once('.') {
+        Some((name, namespace)) if !name.is_empty() && !namespace.is_empty() => {
+            (name.to_string(), namespace.to_string())
+        }
+        Some((name, _)) if !name.is_empty() => (name.to_string(), rollout_namespace.to_string()),
+        _ => (trimmed.to_string(), rollout_namespace.to_string()),
+    }
+}
+
+/// The first DNS label of a destination host, which is what Argo compares with Service names
+/// (`reviews.ns.svc.cluster.local` → `reviews`). A host starting with a dot has none (`""`).
+pub fn short_host(host: &str) -> &str {
+    match host.find('.') {
+        Some(i) => &host[..i],
+        None => host,
+    }
+}
+
+/// `spec.host` of a DestinationRule: the host of header / mirror routes in subset mode.
+pub fn destination_rule_host(dr: &Value) -> Option<&str> {
+    dr.pointer("/spec/host").and_then(Value::as_str)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights
+// ---------------------------------------------------------------------------------------------
+
+/// Sets the weights of a host-split VirtualService (no DestinationRule) and returns the new
+/// object. See [`set_weights`].
+pub fn set_weights_host_split(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+    canary_service: &str,
+    stable_service: &str,
+    desired: &DesiredWeights,
+) -> Result<Value, TrafficError> {
+    let split = Split::Host {
+        canary_service,
+        stable_service,
+    };
+    set_weights(vs, routing, managed_routes, &split, desired)
+}
+
+/// Sets the weights of a subset-split VirtualService (with a DestinationRule) and returns the
+/// new object. See [`set_weights`].
+pub fn set_weights_subset_split(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+    destination_rule: &IstioDestinationRule,
+    desired: &DesiredWeights,
+) -> Result<Value, TrafficError> {
+    set_weights(
+        vs,
+        routing,
+        managed_routes,
+        &Split::Subset(destination_rule),
+        desired,
+    )
+}
+
+/// Sets canary weight `desired.canary.weight` on the selected routes of a VirtualService
+/// (Argo's `SetWeight`) and returns the new object; everything else is copied unchanged.
+///
+/// Selected routes: the HTTP routes named in `routing.routes` (without names, the one HTTP route
+/// that is not a managed route), the managed routes that mirror, the TLS routes matching
+/// `routing.tlsRoutes` by port and SNI host set and the TCP routes matching `routing.tcpRoutes`
+/// by port (without a list, the first TLS / TCP route). Each selected (non-mirror) route must
+/// have a canary and a stable destination.
+///
+/// In each selected route: canary → W; stable → `100 − W − Σexperiments − Σadditional-subset
+/// weights` (floored at 0); experiment Services (`desired.additional`, matched by host) → their
+/// weight, appended in host order when missing; destinations of an `additionalSubsetNames`
+/// subset keep their weight; every other destination is deleted (traffic must add up, and
+/// Argo owns these routes). Hosts are compared by their first DNS label. Finally the HTTP
+/// routes are reordered so the managed routes come first (see [`order_routes`]).
+pub fn set_weights(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+    split: &Split,
+    desired: &DesiredWeights,
+) -> Result<Value, TrafficError> {
+    let selection = select_routes(vs, routing, managed_routes)?;
+    validate_selection(vs, &selection, split)?;
+    let mut out = vs.clone();
+    for (key, indexes) in [
+        ("http", &selection.http),
+        ("tls", &selection.tls),
+        ("tcp", &selection.tcp),
+    ] {
+        let Some(routes) = routes_mut(&mut out, key) else {
+            continue;
+        };
+        for &i in indexes {
+            if let Some(route) = routes.get_mut(i) {
+                rewrite_route(route, key, split, desired).map_err(|p| vs_err(vs, p))?;
+            }
+        }
+    }
+    if let Some(http) = routes_mut(&mut out, "http") {
+        order_http(http, managed_routes);
+    }
+    Ok(out)
+}
+
+/// Routes all traffic back to the stable (canary 0, no experiment destinations) and removes
+/// the managed routes, e.g. when the Rollout is deleted. Additional subsets keep their weight.
+pub fn restore_stable(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+    split: &Split,
+) -> Result<Value, TrafficError> {
+    let names: Vec<&str> = managed_routes.iter().map(|r| r.name.as_str()).collect();
+    let without_managed = remove_managed_routes(vs, &names)?;
+    set_weights(&without_managed, routing, &[], split, &DesiredWeights::default())
+}
+
+/// Reads the canary and stable weights back from the first selected route (HTTP, else TLS,
+/// else TCP), for verification and for `status.canary.weights`. Destinations that are neither
+/// canary, stable nor an additional subset are returned as `additional` (experiment Services),
+/// named by their short host. Pod-template hashes are not known to a VirtualService and are
+/// left unset; in host mode the Service names are filled in.
+pub fn current_weights(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+    split: &Split,
+) -> Result<TrafficWeights, TrafficError> {
+    let selection = select_routes(vs, routing, managed_routes)?;
+    validate_selection(vs, &selection, split)?;
+    let mut route = None;
+    for (key, first) in [
+        ("http", selection.primary_http.first()),
+        ("tls", selection.tls.first()),
+        ("tcp", selection.tcp.first()),
+    ] {
+        if let (Some(&i), Some(routes)) = (first, route_list(vs, key)?) {
+            route = routes.get(i);
+            break;
+        }
+    }
+    let route = route.ok_or_else(|| vs_err(vs, Problem::NoRouteSelected))?;
+
+    let (canary_service, stable_service) = match split {
+        Split::Host {
+            canary_service,
+            stable_service,
+        } => (Some(canary_service.to_string()), Some(stable_service.to_string())),
+        Split::Subset(_) => (None, None),
+    };
+    let mut weights = TrafficWeights {
+        canary: WeightDestination {
+            service_name: canary_service,
+            ..Default::default()
+        },
+        stable: WeightDestination {
+            service_name: stable_service,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (mut seen_canary, mut seen_stable) = (false, false);
+    let mut additional = Vec::new();
+    for dest in destinations(route) {
+        let weight = clamp_weight(weight_of(dest));
+        match classify(dest, split, &[], &[]) {
+            Role::Canary if !seen_canary => {
+                seen_canary = true;
+                weights.canary.weight = weight;
+            }
+            Role::Stable if !seen_stable => {
+                seen_stable = true;
+                weights.stable.weight = weight;
+            }
+            Role::Unknown => additional.push(WeightDestination {
+                weight,
+                service_name: Some(short_host(host_of(dest)).to_string()),
+                pod_template_hash: None,
+            }),
+            _ => {}
+        }
+    }
+    weights.additional = (!additional.is_empty()).then_some(additional);
+    Ok(weights)
+}
+
+/// The role of one destination in a weighted route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Canary,
+    Stable,
+    /// Experiment Service, index into the desired additional destinations.
+    Experiment(usize),
+    /// Destination of an `additionalSubsetNames` subset: left alone.
+    AdditionalSubset,
+    /// No host to compare: Argo leaves such entries alone.
+    Untouched,
+    /// Anything else: deleted when weights are set.
+    Unknown,
+}
+
+fn classify(dest: &Value, split: &Split, experiments: &[WeightDestination], used: &[bool]) -> Role {
+    let host = short_host(host_of(dest));
+    if host.is_empty() {
+        return Role::Untouched;
+    }
+    let subset = dest
+        .pointer("/destination/subset")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    match split {
+        Split::Host {
+            canary_service,
+            stable_service,
+        } => {
+            if !canary_service.is_empty() && host == *canary_service {
+                return Role::Canary;
+            }
+            if !stable_service.is_empty() && host == *stable_service {
+                return Role::Stable;
+            }
+        }
+        Split::Subset(dr) => {
+            if subset.is_some_and(|s| s == dr.canary_subset_name) {
+                return Role::Canary;
+            }
+            if subset.is_some_and(|s| s == dr.stable_subset_name) {
+                return Role::Stable;
+            }
+        }
+    }
+    let experiment = experiments
+        .iter()
+        .enumerate()
+        .position(|(i, e)| !used.get(i).copied().unwrap_or(false) && e.service_name.as_deref() == Some(host));
+    if let Some(i) = experiment {
+        return Role::Experiment(i);
+    }
+    if let (Split::Subset(dr), Some(subset)) = (split, subset)
+        && dr
+            .additional_subset_names
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a == subset)
+    {
+        return Role::AdditionalSubset;
+    }
+    Role::Unknown
+}
+
+/// Rewrites the destinations of one selected route (see [`set_weights`]).
+fn rewrite_route(
+    route: &mut Value,
+    key: &str,
+    split: &Split,
+    desired: &DesiredWeights,
+) -> Result<(), Problem> {
+    let Some(dests) = route.get_mut("route").and_then(Value::as_array_mut) else {
+        return Err(Problem::InvalidField {
+            field: format!("spec.{key}[].route"),
+            expected: "[]interface",
+        });
+    };
+    let experiments = &desired.additional;
+    let mut used = vec![false; experiments.len()];
+    let mut roles = Vec::with_capacity(dests.len());
+    for dest in dests.iter() {
+        let role = classify(dest, split, experiments, &used);
+        if let Role::Experiment(i) = role {
+            used[i] = true;
+        }
+        roles.push(role);
+    }
+    // Additional subsets keep their share, so it cannot go to the stable.
+    let kept: i64 = dests
+        .iter()
+        .zip(&roles)
+        .filter(|(_, r)| **r == Role::AdditionalSubset)
+        .map(|(d, _)| weight_of(d))
+        .sum();
+    let extras: i64 = experiments.iter().map(|e| i64::from(e.weight)).sum();
+    let stable = (ISTIO_TOTAL_WEIGHT - i64::from(desired.canary.weight) - extras - kept).max(0);
+
+    let old = std::mem::take(dests);
+    for (mut dest, role) in old.into_iter().zip(roles) {
+        let weight = match role {
+            Role::Canary => i64::from(desired.canary.weight),
+            Role::Stable => stable,
+            Role::Experiment(i) => i64::from(experiments[i].weight),
+            Role::AdditionalSubset | Role::Untouched => {
+                dests.push(dest);
+                continue;
+            }
+            Role::Unknown => continue,
+        };
+        if let Some(obj) = dest.as_object_mut() {
+            obj.insert("weight".into(), json!(weight));
+        }
+        dests.push(dest);
+    }
+    let mut missing: Vec<&WeightDestination> = experiments
+        .iter()
+        .zip(&used)
+        .filter(|(e, used)| !**used && e.service_name.as_deref().is_some_and(|s| !s.is_empty()))
+        .map(|(e, _)| e)
+        .collect();
+    missing.sort_by(|a, b| a.service_name.cmp(&b.service_name));
+    for e in missing {
+        dests.push(json!({
+            "destination": { "host": e.service_name.as_deref().unwrap_or_default() },
+            "weight": e.weight,
+        }));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Route selection
+// ---------------------------------------------------------------------------------------------
+
+/// Indexes of the routes whose weights are set.
+#[derive(Debug, Default)]
+struct Selection {
+    /// HTTP routes chosen by `routes` (validated to hold canary and stable).
+    primary_http: Vec<usize>,
+    /// `primary_http` plus the managed mirror routes.
+    http: Vec<usize>,
+    tls: Vec<usize>,
+    tcp: Vec<usize>,
+}
+
+fn select_routes(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+) -> Result<Selection, TrafficError> {
+    let err = |p| vs_err(vs, p);
+    let http = route_list(vs, "http")?;
+    let tls = route_list(vs, "tls")?;
+    let tcp = route_list(vs, "tcp")?;
+    let names = routing.routes.as_deref().unwrap_or_default();
+    let tls_wanted = routing.tls_routes.as_deref().unwrap_or_default();
+    let tcp_wanted = routing.tcp_routes.as_deref().unwrap_or_default();
+
+    if http.is_none() && (!names.is_empty() || (tls.is_none() && tcp.is_none())) {
+        return Err(err(Problem::SpecHttpNotFound));
+    }
+    if tls.is_none() && !tls_wanted.is_empty() {
+        return Err(err(Problem::SpecTlsNotFound));
+    }
+    if tcp.is_none() && !tcp_wanted.is_empty() {
+        return Err(err(Problem::SpecTcpNotFound));
+    }
+
+    let mut selection = Selection::default();
+    if let Some(http) = http {
+        selection.primary_http = primary_http_routes(http, names, managed_routes).map_err(err)?;
+        selection.http = selection.primary_http.clone();
+        // Managed mirror routes carry a copy of the weighted destinations, which must follow.
+        for (i, route) in http.iter().enumerate() {
+            let mirrors = route.get("mirror").is_some_and(|m| !m.is_null());
+            if mirrors && is_managed(route, managed_routes) && !selection.http.contains(&i) {
+                selection.http.push(i);
+            }
+        }
+    }
+    if let Some(tls) = tls {
+        selection.tls = select_tls(tls, tls_wanted).map_err(err)?;
+    }
+    if let Some(tcp) = tcp {
+        selection.tcp = select_tcp(tcp, tcp_wanted).map_err(err)?;
+    }
+    if selection.primary_http.is_empty() && selection.tls.is_empty() && selection.tcp.is_empty() {
+        return Err(err(Problem::NoRouteSelected));
+    }
+    Ok(selection)
+}
+
+/// The weighted HTTP routes: those named, or without names the only non-managed route.
+fn primary_http_routes(
+    http: &[Value],
+    names: &[String],
+    managed_routes: &[ManagedRoute],
+) -> Result<Vec<usize>, Problem> {
+    if names.is_empty() {
+        let unmanaged: Vec<usize> = http
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !is_managed(r, managed_routes))
+            .map(|(i, _)| i)
+            .collect();
+        if unmanaged.len() > 1 {
+            return Err(Problem::AmbiguousHttpRoute);
+        }
+        return Ok(unmanaged);
+    }
+    let mut indexes = Vec::with_capacity(names.len());
+    for name in names {
+        let i = http
+            .iter()
+            .position(|r| route_name(r) == Some(name.as_str()))
+            .ok_or_else(|| Problem::HttpRouteNotFound(name.clone()))?;
+        if !indexes.contains(&i) {
+            indexes.push(i);
+        }
+    }
+    Ok(indexes)
+}
+
+/// The port a TLS / TCP route matches when all its match blocks agree on one (a block without
+/// a port counts as port 0, like Argo's zero value); `None` when they name several ports.
+fn single_port(route: &Value) -> Option<i64> {
+    let ports: BTreeSet<i64> = route
+        .get("match")
+        .and_then(Value::as_array)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .map(|b| b.get("port").and_then(Value::as_i64).unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    match ports.len() {
+        0 => Some(0),
+        1 => ports.into_iter().next(),
+        _ => None,
+    }
+}
+
+fn select_tls(tls: &[Value], wanted: &[TlsRoute]) -> Result<Vec<usize>, Problem> {
+    if wanted.is_empty() {
+        return match tls.len() {
+            0 => Ok(Vec::new()),
+            1 => Ok(vec![0]),
+            _ => Err(Problem::AmbiguousTlsRoute),
+        };
+    }
+    let mut indexes = Vec::new();
+    for w in wanted {
+        let want_hosts: BTreeSet<&str> = w
+            .sni_hosts
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let matching: Vec<usize> = tls
+            .iter()
+            .enumerate()
+            .filter(|(_, route)| {
+                let hosts: BTreeSet<&str> = route
+                    .get("match")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|b| b.get("sniHosts").and_then(Value::as_array))
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                single_port(route) == Some(w.port.unwrap_or(0)) && hosts == want_hosts
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if matching.is_empty() {
+            return Err(Problem::NoMatchingTlsRoute);
+        }
+        indexes.extend(
+            matching
+                .into_iter()
+                .filter(|i| !indexes.contains(i))
+                .collect::<Vec<_>>(),
+        );
+    }
+    Ok(indexes)
+}
+
+fn select_tcp(tcp: &[Value], wanted: &[TcpRoute]) -> Result<Vec<usize>, Problem> {
+    if wanted.is_empty() {
+        return match tcp.len() {
+            0 => Ok(Vec::new()),
+            1 => Ok(vec![0]),
+            _ => Err(Problem::AmbiguousTcpRoute),
+        };
+    }
+    let mut indexes = Vec::new();
+    for w in wanted {
+        let matching: Vec<usize> = tcp
+            .iter()
+            .enumerate()
+            .filter(|(_, route)| single_port(route) == Some(w.port.unwrap_or(0)))
+            .map(|(i, _)| i)
+            .collect();
+        if matching.is_empty() {
+            return Err(Problem::NoMatchingTcpRoute);
+        }
+        indexes.extend(
+            matching
+                .into_iter()
+                .filter(|i| !indexes.contains(i))
+                .collect::<Vec<_>>(),
+        );
+    }
+    Ok(indexes)
+}
+
+/// Every weighted (non-mirror) route must reach both versions, otherwise setting a weight
+/// would silently send traffic nowhere.
+fn validate_selection(vs: &Value, selection: &Selection, split: &Split) -> Result<(), TrafficError> {
+    for (key, indexes) in [
+        ("http", &selection.primary_http),
+        ("tls", &selection.tls),
+        ("tcp", &selection.tcp),
+    ] {
+        let Some(routes) = route_list(vs, key)? else {
+            continue;
+        };
+        for &i in indexes {
+            let Some(route) = routes.get(i) else { continue };
+            let roles: Vec<Role> = destinations(route)
+                .map(|d| classify(d, split, &[], &[]))
+                .collect();
+            let has_canary = roles.contains(&Role::Canary);
+            let has_stable = roles.contains(&Role::Stable);
+            let problem = match split {
+                Split::Host {
+                    canary_service,
+                    stable_service,
+                } => {
+                    if !has_canary {
+                        Some(Problem::CanaryServiceNotFound(canary_service.to_string()))
+                    } else if !has_stable {
+                        Some(Problem::StableServiceNotFound(stable_service.to_string()))
+                    } else {
+                        None
+                    }
+                }
+                Split::Subset(dr) => {
+                    if !has_canary {
+                        Some(Problem::CanarySubsetNotFound(dr.canary_subset_name.clone()))
+                    } else if !has_stable {
+                        Some(Problem::StableSubsetNotFound(dr.stable_subset_name.clone()))
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(problem) = problem {
+                return Err(vs_err(vs, problem));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed routes (header and mirror)
+// ---------------------------------------------------------------------------------------------
+
+/// Applies a `setHeaderRoute` step (Argo's `SetHeaderRoute`): removes any HTTP route with the
+/// step's name, then, unless `match` is empty, appends
+/// `{name, match:[{headers:{<header>:{exact|regex|prefix}}}], route:[{destination:{host, subset?,
+/// port?}, weight:100}]}`. The port is that of the first destination of the weighted route.
+/// `canary_host` is the canary Service (host split) or the DestinationRule's `spec.host`
+/// ([`destination_rule_host`], subset split, with `canary_subset`). Routes are then reordered.
+pub fn set_header_route(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+    step: &SetHeaderRoute,
+    canary_host: &str,
+    canary_subset: Option<&str>,
+) -> Result<Value, TrafficError> {
+    let name = step
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| vs_err(vs, Problem::MissingRouteName))?;
+    let mut out = vs.clone();
+    let http = http_required(&mut out).map_err(|p| vs_err(vs, p))?;
+    http.retain(|r| route_name(r) != Some(name));
+    let matches = step.r#match.as_deref().unwrap_or_default();
+    if !matches.is_empty() {
+        let names = routing.routes.as_deref().unwrap_or_default();
+        // Argo ignores a missing weighted route here and just leaves the port out.
+        let port = primary_http_routes(http, names, managed_routes)
+            .ok()
+            .and_then(|indexes| indexes.first().copied())
+            .and_then(|i| http.get(i))
+            .and_then(first_destination_port);
+        let mut destination = Map::new();
+        destination.insert("host".into(), json!(canary_host));
+        if let Some(port) = port {
+            destination.insert("port".into(), json!({ "number": port }));
+        }
+        if let Some(subset) = canary_subset.filter(|s| !s.is_empty()) {
+            destination.insert("subset".into(), json!(subset));
+        }
+        http.push(json!({
+            "name": name,
+            "match": matches.iter().map(header_match).collect::<Vec<_>>(),
+            "route": [{ "destination": destination, "weight": 100 }],
+        }));
+    }
+    order_http(http, managed_routes);
+    Ok(out)
+}
+
+/// Applies a `setMirrorRoute` step (Argo's `SetMirrorRoute`): removes any HTTP route with the
+/// step's name, then, unless `match` is empty, prepends `{name, match:[{method?, uri?,
+/// headers?}], route:<copy of the weighted route's destinations>, mirror:{host, subset?, port?},
+/// mirrorPercentage:{value: percentage (default 100)}}`, and reorders the routes.
+pub fn set_mirror_route(
+    vs: &Value,
+    routing: &IstioVirtualService,
+    managed_routes: &[ManagedRoute],
+    step: &SetMirrorRoute,
+    canary_host: &str,
+    canary_subset: Option<&str>,
+) -> Result<Value, TrafficError> {
+    let mut out = vs.clone();
+    let http = http_required(&mut out).map_err(|p| vs_err(vs, p))?;
+    http.retain(|r| route_name(r) != Some(step.name.as_str()));
+    let matches = step.r#match.as_deref().unwrap_or_default();
+    if !matches.is_empty() {
+        let names = routing.routes.as_deref().unwrap_or_default();
+        let weighted = primary_http_routes(http, names, managed_routes)
+            .map_err(|p| vs_err(vs, p))?
+            .first()
+            .and_then(|&i| http.get(i))
+            .ok_or_else(|| vs_err(vs, Problem::NoWeightedRoute))?;
+        let port = first_destination_port(weighted);
+        let route = match weighted.get("route") {
+            Some(route @ Value::Array(_)) => route.clone(),
+            _ => {
+                return Err(vs_err(
+                    vs,
+                    Problem::InvalidField {
+                        field: "spec.http[].route".into(),
+                        expected: "[]interface",
+                    },
+                ));
+            }
+        };
+        let mut mirror = Map::new();
+        mirror.insert("host".into(), json!(canary_host));
+        if let Some(subset) = canary_subset.filter(|s| !s.is_empty()) {
+            mirror.insert("subset".into(), json!(subset));
+        }
+        if let Some(port) = port {
+            mirror.insert("port".into(), json!({ "number": port }));
+        }
+        http.insert(
+            0,
+            json!({
+                "name": step.name,
+                "match": matches.iter().map(mirror_match).collect::<Vec<_>>(),
+                "route": route,
+                "mirror": mirror,
+                "mirrorPercentage": { "value": step.percentage.unwrap_or(100) },
+            }),
+        );
+    }
+    order_http(http, managed_routes);
+    Ok(out)
+}
+
+/// Deletes every HTTP route named in `names` (Argo's `RemoveManagedRoutes`, called on
+/// promotion, abort, unavailable canary and promote-full with the `managedRoutes` names). A
+/// VirtualService without `spec.http` is returned unchanged: TLS / TCP routes have no managed
+/// routes.
+pub fn remove_managed_routes<S: AsRef<str>>(vs: &Value, names: &[S]) -> Result<Value, TrafficError> {
+    route_list(vs, "http")?;
+    let mut out = vs.clone();
+    if let Some(http) = routes_mut(&mut out, "http") {
+        http.retain(|r| route_name(r).is_none_or(|n| !names.iter().any(|m| m.as_ref() == n)));
+    }
+    Ok(out)
+}
+
+/// Reorders the HTTP routes: routes named in `managed_routes` first, in that order, then all
+/// others in their original order (Istio uses the first matching route, so managed header and
+/// mirror routes must precede the catch-all weighted route). No-op without managed routes.
+pub fn order_routes(vs: &Value, managed_routes: &[ManagedRoute]) -> Result<Value, TrafficError> {
+    route_list(vs, "http")?;
+    let mut out = vs.clone();
+    if let Some(http) = routes_mut(&mut out, "http") {
+        order_http(http, managed_routes);
+    }
+    Ok(out)
+}
+
+fn order_http(http: &mut Vec<Value>, managed_routes: &[ManagedRoute]) {
+    if managed_routes.is_empty() {
+        return;
+    }
+    let (mut managed, others): (Vec<Value>, Vec<Value>) = std::mem::take(http)
+        .into_iter()
+        .partition(|r| is_managed(r, managed_routes));
+    for m in managed_routes {
+        let mut i = 0;
+        while i < managed.len() {
+            if route_name(&managed[i]) == Some(m.name.as_str()) {
+                http.push(managed.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+    }
+    http.extend(others);
+}
+
+fn string_match(m: &StringMatch) -> Value {
+    let mut obj = Map::new();
+    for (key, value) in [("exact", &m.exact), ("regex", &m.regex), ("prefix", &m.prefix)] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            obj.insert(key.into(), json!(v));
+        }
+    }
+    Value::Object(obj)
+}
+
+fn header_match(m: &HeaderRoutingMatch) -> Value {
+    let value = m
+        .header_value
+        .as_ref()
+        .map_or_else(|| Value::Object(Map::new()), string_match);
+    let mut headers = Map::new();
+    headers.insert(m.header_name.clone(), value);
+    json!({ "headers": headers })
+}
+
+fn mirror_match(m: &RouteMatch) -> Value {
+    let mut obj = Map::new();
+    if let Some(method) = &m.method {
+        obj.insert("method".into(), string_match(method));
+    }
+    if let Some(path) = &m.path {
+        obj.insert("uri".into(), string_match(path));
+    }
+    if let Some(headers) = &m.headers {
+        let headers: Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), string_match(v)))
+            .collect();
+        obj.insert("headers".into(), Value::Object(headers));
+    }
+    Value::Object(obj)
+}
+
+fn first_destination_port(route: &Value) -> Option<i64> {
+    route
+        .pointer("/route/0/destination/port/number")
+        .and_then(Value::as_i64)
+        .filter(|p| *p > 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// DestinationRule
+// ---------------------------------------------------------------------------------------------
+
+/// Points the DestinationRule's subsets at the ReplicaSets (Argo's `UpdateHash`) and returns the
+/// new object: annotation `argo-rollouts.argoproj.io/managed-by-rollouts: <rollout>`, label
+/// `rollouts-pod-template-hash` of subset `canarySubsetName` = `canary_hash`, of
+/// `stableSubsetName` = `stable_hash`, of each experiment subset (`extra_subsets`: subset name =
+/// experiment Service, hash; appended when missing) = its hash. An empty hash removes the
+/// label. Everything else — other subsets, `host`, `trafficPolicy`, per-subset policies,
+/// unknown keys — is kept. (Argo appears to drop subsets it does not manage; keeping them is
+/// deliberate. Like Argo, missing canary / stable subsets are not created.)
+pub fn update_destination_rule(
+    dr: &Value,
+    spec: &IstioDestinationRule,
+    rollout_name: &str,
+    canary_hash: &str,
+    stable_hash: &str,
+    extra_subsets: &[(&str, &str)],
+) -> Result<Value, TrafficError> {
+    let name = object_name(dr).unwrap_or(&spec.name).to_string();
+    let err = |p| TrafficError::new(ObjectKind::DestinationRule, name.clone(), p);
+    let mut out = dr.clone();
+    let root = out
+        .as_object_mut()
+        .ok_or_else(|| err(invalid("(root)", "object")))?;
+    object_entry(root, "metadata")
+        .and_then(|m| object_entry(m, "annotations"))
+        .ok_or_else(|| err(invalid("metadata.annotations", "map[string]string")))?
+        .insert(keys::MANAGED_BY_ROLLOUTS.into(), json!(rollout_name));
+
+    let spec_obj = object_entry(root, "spec").ok_or_else(|| err(invalid("spec", "object")))?;
+    let needs_new = extra_subsets.iter().any(|(_, hash)| !hash.is_empty());
+    if spec_obj.get("subsets").is_none_or(Value::is_null) {
+        if !needs_new {
+            return Ok(out);
+        }
+        spec_obj.insert("subsets".into(), Value::Array(Vec::new()));
+    }
+    let subsets = spec_obj
+        .get_mut("subsets")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| err(invalid("spec.subsets", "[]interface")))?;
+    let mut seen = vec![false; extra_subsets.len()];
+    for subset in subsets.iter_mut() {
+        let Some(subset_name) = subset.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let hash = if subset_name == spec.canary_subset_name {
+            Some(canary_hash)
+        } else if subset_name == spec.stable_subset_name {
+            Some(stable_hash)
+        } else if let Some(i) = extra_subsets.iter().position(|(n, _)| *n == subset_name) {
+            seen[i] = true;
+            Some(extra_subsets[i].1)
+        } else {
+            // Not ours: left exactly as it is.
+            None
+        };
+        if let Some(hash) = hash {
+            set_hash_label(subset, hash);
+        }
+    }
+    for ((subset_name, hash), seen) in extra_subsets.iter().zip(seen) {
+        if !seen && !hash.is_empty() {
+            subsets.push(json!({
+                "name": subset_name,
+                "labels": { keys::POD_TEMPLATE_HASH: hash },
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// Hands a DestinationRule back to its owner when the Rollout is deleted or stops using it:
+/// removes the managed-by annotation and the `rollouts-pod-template-hash` label of every subset.
+pub fn release_destination_rule(dr: &Value) -> Value {
+    let mut out = dr.clone();
+    if let Some(annotations) = out
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(keys::MANAGED_BY_ROLLOUTS);
+    }
+    if let Some(subsets) = out.pointer_mut("/spec/subsets").and_then(Value::as_array_mut) {
+        for subset in subsets {
+            set_hash_label(subset, "");
+        }
+    }
+    out
+}
+
+fn set_hash_label(subset: &mut Value, hash: &str) {
+    let Some(subset) = subset.as_object_mut() else {
+        return;
+    };
+    if hash.is_empty() {
+        if let Some(labels) = subset.get_mut("labels").and_then(Value::as_object_mut) {
+            labels.remove(keys::POD_TEMPLATE_HASH);
+        }
+    } else if let Some(labels) = object_entry(subset, "labels") {
+        labels.insert(keys::POD_TEMPLATE_HASH.into(), json!(hash));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON helpers
+// ---------------------------------------------------------------------------------------------
+
+fn object_name(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/name").and_then(Value::as_str)
+}
+
+fn vs_err(vs: &Value, problem: Problem) -> TrafficError {
+    TrafficError::new(
+        ObjectKind::VirtualService,
+        object_name(vs).unwrap_or_default(),
+        problem,
+    )
+}
+
+fn invalid(field: &str, expected: &'static str) -> Problem {
+    Problem::InvalidField {
+        field: field.into(),
+        expected,
+    }
+}
+
+/// `spec.<key>` of a VirtualService: `None` when absent or null, an error when not a list.
+fn route_list<'v>(vs: &'v Value, key: &str) -> Result<Option<&'v [Value]>, TrafficError> {
+    match vs.get("spec").and_then(|s| s.get(key)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(routes)) => Ok(Some(routes)),
+        Some(_) => Err(vs_err(vs, invalid(&format!("spec.{key}"), "[]interface"))),
+    }
+}
+
+fn routes_mut<'v>(vs: &'v mut Value, key: &str) -> Option<&'v mut Vec<Value>> {
+    vs.get_mut("spec")?.get_mut(key)?.as_array_mut()
+}
+
+fn http_required(vs: &mut Value) -> Result<&mut Vec<Value>, Problem> {
+    match vs.get_mut("spec").and_then(|s| s.get_mut("http")) {
+        None | Some(Value::Null) => Err(Problem::SpecHttpNotFound),
+        Some(Value::Array(routes)) => Ok(routes),
+        Some(_) => Err(invalid("spec.http", "[]interface")),
+    }
+}
+
+/// `obj[key]` as an object, created (or replaced when not an object) as needed.
+fn object_entry<'m>(obj: &'m mut Map<String, Value>, key: &str) -> Option<&'m mut Map<String, Value>> {
+    let entry = obj.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    entry.as_object_mut()
+}
+
+fn route_name(route: &Value) -> Option<&str> {
+    route
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+}
+
+fn is_managed(route: &Value, managed_routes: &[ManagedRoute]) -> bool {
+    route_name(route).is_some_and(|n| managed_routes.iter().any(|m| m.name == n))
+}
+
+fn destinations(route: &Value) -> impl Iterator<Item = &Value> {
+    route.get("route").and_then(Value::as_array).into_iter().flatten()
+}
+
+fn host_of(dest: &Value) -> &str {
+    dest.pointer("/destination/host")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A destination's weight; Istio omits it for a single destination, which Argo reads as 0.
+fn weight_of(dest: &Value) -> i64 {
+    dest.get("weight")
+        .and_then(|w| w.as_i64().or_else(|| w.as_f64().map(|f| f.round() as i64)))
+        .unwrap_or(0)
+}
+
+fn clamp_weight(weight: i64) -> i32 {
+    i32::try_from(weight.clamp(0, i64::from(i32::MAX))).unwrap_or(i32::MAX)
+}
