@@ -19,80 +19,26 @@ const V1: &str = "6579c6cc98";
 const V2: &str = "7c6fcfb847";
 const V3: &str = "6fcb56df9b";
 
-fn service(name: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: mock-server}}\n  ports: [{{port: 8080, targetPort: 8080}}]\n"
+/// The seed's 2.2.2 manifest (Rollout and its three Services), with the timed pause shortened
+/// to `pause_secs` seconds (the seed waits 30 s).
+fn canary_success(pause_secs: u32) -> String {
+    include_str!("../../examples/seed/manifest11-canary-success-test-case.yaml").replace(
+        "pause: {duration: 30s}",
+        &format!("pause: {{duration: {pause_secs}s}}"),
     )
 }
 
-fn canary(second_pause: &str, services: &[&str]) -> String {
-    let mut yaml = format!(
-        r#"
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: mock-server
-spec:
-  replicas: 5
-  selector:
-    matchLabels:
-      app: mock-server
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {{}}
-      - setWeight: 40
-      - pause: {second_pause}
-      - setWeight: 100
-      canaryService: mock-server-canary
-      stableService: mock-server-stable
-  template:
-    metadata:
-      labels:
-        app: mock-server
-    spec:
-      containers:
-      - name: mock-server
-        image: ghcr.io/ssup2/mock-go-server:1.0.0
-        ports:
-        - containerPort: 8080
-"#
-    );
-    for s in services {
-        yaml.push_str(&service(s));
-    }
-    yaml
+/// The seed's 2.2.3 manifest: the same canary with two indefinite pauses.
+fn canary_undo_abort() -> String {
+    include_str!("../../examples/seed/manifest12-canary-with-undo-and-abort-test-case.yaml").to_string()
 }
 
-// The seed's manifest says `replicas: 3` while its transcript shows 5 desired pods; the test
-// follows the transcript.
-const BLUE_GREEN: &str = r#"
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: mock-server
-spec:
-  replicas: 5
-  selector:
-    matchLabels:
-      app: mock-server
-  strategy:
-    blueGreen:
-      activeService: mock-server-active
-      previewService: mock-server-preview
-      autoPromotionEnabled: false
-  template:
-    metadata:
-      labels:
-        app: mock-server
-    spec:
-      containers:
-      - name: mock-server
-        image: ghcr.io/ssup2/mock-go-server:1.0.0
-        ports:
-        - containerPort: 8080
-"#;
+/// The seed's 2.2.1 manifest. It says `replicas: 3` while its transcript shows 5 desired pods;
+/// the test follows the transcript.
+fn blue_green() -> String {
+    include_str!("../../examples/seed/manifest10-blue-green-test-case.yaml")
+        .replace("replicas: 3", "replicas: 5")
+}
 
 /// What the transcript shows after an operation.
 #[derive(Debug, Default)]
@@ -294,12 +240,7 @@ async fn undo(ns: &TestNamespace) -> Result<()> {
 async fn seed_2_2_1_blue_green() -> Result<()> {
     with_namespace("bluegreen", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&format!(
-            "{BLUE_GREEN}{}{}",
-            service("mock-server-active"),
-            service("mock-server-preview")
-        ))
-        .await?;
+        ns.apply(&blue_green()).await?;
         expect(
             ns,
             "initial deploy Healthy",
@@ -364,11 +305,7 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
     with_namespace("canary", async |ns| {
         let (_controller, port) = start_rollout_controller(ns, &[]).await?;
         // The seed pauses 30 s; 10 s keeps a real timed pause while saving time.
-        ns.apply(&canary(
-            "{duration: 10s}",
-            &["mock-server-stable", "mock-server-canary", "mock-server"],
-        ))
-        .await?;
+        ns.apply(&canary_success(10)).await?;
         let both_v1 = [("mock-server-stable", V1), ("mock-server-canary", V1)];
         expect(
             ns,
@@ -469,11 +406,7 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
 async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
     with_namespace("undo-abort", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&canary(
-            "{}",
-            &["mock-server-stable", "mock-server-canary", "mock-server"],
-        ))
-        .await?;
+        ns.apply(&canary_undo_abort()).await?;
         expect(
             ns,
             "initial deploy",
@@ -590,8 +523,7 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
 async fn pause_scale_and_delete() -> Result<()> {
     with_namespace("lifecycle", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&canary("{}", &["mock-server-stable", "mock-server-canary"]))
-            .await?;
+        ns.apply(&canary_undo_abort()).await?;
         expect(
             ns,
             "initial deploy",
@@ -724,11 +656,7 @@ async fn pause_scale_and_delete() -> Result<()> {
 async fn controller_restart_during_timed_pause_resumes() -> Result<()> {
     with_namespace("restart", async |ns| {
         let (mut controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&canary(
-            "{duration: 20s}",
-            &["mock-server-stable", "mock-server-canary"],
-        ))
-        .await?;
+        ns.apply(&canary_success(20)).await?;
         expect(
             ns,
             "initial deploy",
@@ -813,11 +741,9 @@ async fn controller_restart_during_timed_pause_resumes() -> Result<()> {
 async fn invalid_rollout_does_not_block_a_valid_one() -> Result<()> {
     with_namespace("invalid", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        let bad = canary("{}", &["mock-server-stable", "mock-server-canary"])
-            .replace("mock-server", "broken")
-            .replacen("setWeight: 20", "setWeight: 150", 1);
+        let bad = canary_undo_abort().replace("mock-server", "broken").replacen("setWeight: 20", "setWeight: 150", 1);
         ns.apply(&bad).await?;
-        ns.apply(&canary("{}", &["mock-server-stable", "mock-server-canary"])).await?;
+        ns.apply(&canary_undo_abort()).await?;
         expect(ns, "valid rollout healthy", Expect { phase: "Healthy", replica_sets: &[(V1, 5, 1)], ..Default::default() }).await?;
         let rollouts: Api<Rollout> = ns.api();
         wait_until("broken rollout reports InvalidSpec", TIMEOUT, || async {
@@ -850,7 +776,7 @@ async fn instance_id_selects_which_controller_processes_a_rollout() -> Result<()
     with_namespace("instance", async |ns| {
         // A controller with an instance id only processes Rollouts labelled with it...
         let (_blue, _) = start_rollout_controller(ns, &["--instance-id", "blue"]).await?;
-        let labelled = canary("{}", &["mock-server-stable", "mock-server-canary"]).replacen(
+        let labelled = canary_undo_abort().replacen(
             "  name: mock-server\n",
             "  name: mock-server\n  labels:\n    argo-rollouts.argoproj.io/controller-instance-id: blue\n",
             1,
@@ -867,7 +793,7 @@ async fn instance_id_selects_which_controller_processes_a_rollout() -> Result<()
         )
         .await?;
         // ...and never the unlabelled ones.
-        let other = canary("{}", &[]).replace("mock-server", "other");
+        let other = canary_undo_abort().replace("mock-server", "other");
         ns.apply(&other).await?;
         tokio::time::sleep(Duration::from_secs(5)).await;
         let rollouts: Api<Rollout> = ns.api();
@@ -886,8 +812,7 @@ async fn instance_id_selects_which_controller_processes_a_rollout() -> Result<()
 async fn restart_replaces_all_pods() -> Result<()> {
     with_namespace("restartat", async |ns| {
         let (_controller, _) = start_rollout_controller(ns, &[]).await?;
-        ns.apply(&canary("{}", &["mock-server-stable", "mock-server-canary"]))
-            .await?;
+        ns.apply(&canary_undo_abort()).await?;
         expect(
             ns,
             "initial deploy",

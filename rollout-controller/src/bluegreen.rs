@@ -104,7 +104,8 @@ fn reconcile_replica_sets(ctx: &mut Ctx) {
     }
     if let Some(new) = ctx.new_rs {
         let want = if abort_delay {
-            abort_target(ctx, new)
+            let delay = i64::from(strategy(ctx).abort_scale_down_delay_seconds());
+            ctx.abort_scale_down_target(new, delay)
         } else {
             new_rs_replicas(ctx)
         };
@@ -117,30 +118,6 @@ fn reconcile_replica_sets(ctx: &mut Ctx) {
 /// (0 keeps it), counted from when the stable ReplicaSet is fully available again.
 fn delays_scale_down_on_abort(ctx: &Ctx) -> bool {
     ctx.is_aborted() && ctx.distinct_stable().is_some() && ctx.new_rs.is_some()
-}
-
-fn abort_target(ctx: &mut Ctx, new: usize) -> i32 {
-    let current = rsutil::spec_replicas(&ctx.rss[new]);
-    let delay = i64::from(strategy(ctx).abort_scale_down_delay_seconds());
-    let stable_ready = ctx
-        .distinct_stable()
-        .is_some_and(|s| rsutil::available_replicas(&ctx.rss[s]) >= ctx.replicas);
-    if delay == 0 || !stable_ready {
-        return current;
-    }
-    match rsutil::scale_down_deadline(&ctx.rss[new]) {
-        Some(deadline) if deadline <= ctx.now.0 => 0,
-        Some(deadline) => {
-            ctx.requeue_at(deadline);
-            current
-        }
-        None => {
-            let deadline = ctx.now.0 + k8s_openapi::jiff::SignedDuration::from_secs(delay);
-            ctx.set_scale_down_deadline(new, Some(deadline));
-            ctx.requeue_at(deadline);
-            current
-        }
-    }
 }
 
 /// Old ReplicaSets that nothing references get a scale-down deadline and go to zero after it.
@@ -178,45 +155,9 @@ fn scale_down_others(ctx: &mut Ctx, active_rs: Option<usize>) {
     let limit = strategy(ctx).scale_down_delay_revision_limit;
     let mut annotated = 0;
     for i in others {
-        let target = scale_down_delay(ctx, i, delay, limit, &mut annotated);
+        let target = ctx.scale_down_delay(i, delay, limit, &mut annotated);
         if target != rsutil::spec_replicas(&ctx.rss[i]) {
             ctx.scale(i, target);
-        }
-    }
-}
-
-/// Argo's `scaleDownDelayHelper`: keep a ReplicaSet at its size until its deadline, annotate
-/// it with one if it has none, and scale it down at once past the revision limit.
-pub(crate) fn scale_down_delay(
-    ctx: &mut Ctx,
-    i: usize,
-    delay: i64,
-    limit: Option<i32>,
-    annotated: &mut i32,
-) -> i32 {
-    let spec = rsutil::spec_replicas(&ctx.rss[i]);
-    if limit.is_some_and(|l| *annotated >= l) {
-        return 0;
-    }
-    match rsutil::scale_down_deadline(&ctx.rss[i]) {
-        Some(deadline) => {
-            *annotated += 1;
-            if deadline <= ctx.now.0 {
-                0
-            } else {
-                ctx.requeue_at(deadline);
-                spec
-            }
-        }
-        None => {
-            if delay <= 0 {
-                return 0;
-            }
-            *annotated += 1;
-            let deadline = ctx.now.0 + k8s_openapi::jiff::SignedDuration::from_secs(delay);
-            ctx.set_scale_down_deadline(i, Some(deadline));
-            ctx.requeue_at(deadline);
-            spec
         }
     }
 }

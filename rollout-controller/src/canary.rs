@@ -3,13 +3,13 @@
 
 use shared_types::{
     constants::{event_reason, pause_reason},
-    rollout::{CanaryStep, CanaryStrategy},
+    rollout::{CanaryStatus, CanaryStep, CanaryStrategy},
 };
 
 use crate::{
     plan::{Ctx, steps_hash},
     replicas::{BasicCanaryInput, RsCounts, basic_canary_counts, fence_posts},
-    replicaset as rsutil,
+    replicaset as rsutil, traffic,
 };
 
 fn strategy<'a>(ctx: &Ctx<'a>) -> &'a CanaryStrategy {
@@ -78,6 +78,33 @@ fn target_counts(ctx: &Ctx) -> (i32, i32) {
         return (0, ctx.replicas);
     }
     let canary = strategy(ctx);
+    if canary.traffic_routing.is_some() {
+        let index = ctx.old.current_step_index;
+        let aborted = ctx.is_aborted();
+        let promoted = ctx.old.stable_rs.is_some()
+            && ctx.old.stable_rs == ctx.new_rs().and_then(rsutil::hash).map(str::to_string);
+        let scale = if promoted {
+            None
+        } else {
+            traffic::set_canary_scale_in_force(
+                canary.steps(),
+                index,
+                aborted,
+                canary.abort_scale_down_delay_seconds(),
+            )
+        };
+        let recorded = ctx.old.canary.as_ref().and_then(|c| c.weights.as_ref());
+        return traffic::traffic_routed_counts(&traffic::TrafficRoutedInput {
+            replicas: ctx.replicas,
+            max_weight: canary.max_traffic_weight(),
+            weight: desired_weight(ctx),
+            set_canary_scale: scale,
+            min_pods_per_replica_set: canary.min_pods_per_replica_set,
+            dynamic_stable_scale: canary.dynamic_stable_scale(),
+            aborted,
+            recorded_weights: recorded,
+        });
+    }
     let stable = ctx.distinct_stable();
     let others: i32 = ctx
         .others()
@@ -116,6 +143,9 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
         canary.max_unavailable.as_ref(),
     );
     ctx.reconcile_restart(fence.max_unavailable);
+    let at_desired = at_desired_counts(ctx);
+    ctx.traffic_weights = traffic::plan::reconcile(ctx, canary, at_desired);
+    // Experiments and analysis runs (later issues) are reconciled here, as in Argo.
     if reconcile_replica_sets(ctx) {
         reconcile_pause(ctx);
     }
@@ -174,19 +204,80 @@ fn ensure_service_target(ctx: &mut Ctx, service: &str, rs: usize) {
 /// Scales stable, then new, then the others, stopping after the first that changed (one
 /// ReplicaSet per reconcile, as Argo does). Returns true when nothing was scaled.
 fn reconcile_replica_sets(ctx: &mut Ctx) -> bool {
-    ctx.remove_scale_down_deadlines(false);
+    let canary = strategy(ctx);
+    let routed = canary.traffic_routing.is_some();
+    // With traffic routing an aborted canary keeps its pods for abortScaleDownDelaySeconds.
+    let abort_delay = routed && ctx.is_aborted() && ctx.distinct_stable().is_some() && ctx.new_rs.is_some();
+    ctx.remove_scale_down_deadlines(abort_delay);
     let (canary_target, stable_target) = target_counts(ctx);
     if let Some(stable) = ctx.distinct_stable()
         && ctx.scale(stable, stable_target)
     {
         return false;
     }
-    if let Some(new) = ctx.new_rs
-        && ctx.scale(new, canary_target)
-    {
-        return false;
+    if let Some(new) = ctx.new_rs {
+        let target = if abort_delay {
+            ctx.abort_scale_down_target(new, i64::from(canary.abort_scale_down_delay_seconds()))
+        } else {
+            canary_target
+        };
+        if ctx.scale(new, target) {
+            return false;
+        }
     }
-    scale_down_others(ctx) == 0
+    let scaled = if routed {
+        scale_down_others_routed(ctx)
+    } else {
+        scale_down_others(ctx)
+    };
+    scaled == 0
+}
+
+/// With traffic routing, old ReplicaSets still receiving traffic are left alone; the previous
+/// stable one waits out scaleDownDelaySeconds (traffic may still reach it through proxies),
+/// an intermediate one that never became stable goes at once.
+fn scale_down_others_routed(ctx: &mut Ctx) -> i32 {
+    let canary = strategy(ctx);
+    let weights = ctx.old.canary.as_ref().and_then(|c| c.weights.clone());
+    let mut referenced: Vec<String> = [ctx.old.stable_rs.clone(), ctx.old.current_pod_hash.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Some(w) = &weights {
+        referenced.extend(w.canary.pod_template_hash.clone());
+        referenced.extend(w.stable.pod_template_hash.clone());
+    }
+    for svc in [&canary.stable_service, &canary.canary_service]
+        .into_iter()
+        .flatten()
+    {
+        referenced.extend(ctx.service_selector(svc));
+    }
+    let fully_promoted = ctx.old.stable_rs.is_some() && ctx.old.stable_rs == ctx.old.current_pod_hash;
+    let mut others: Vec<usize> = ctx
+        .others()
+        .into_iter()
+        .filter(|i| rsutil::spec_replicas(&ctx.rss[*i]) > 0)
+        .filter(|i| rsutil::hash(&ctx.rss[*i]).is_none_or(|h| !referenced.iter().any(|r| r == h)))
+        .collect();
+    others.sort_by_key(|i| std::cmp::Reverse(rsutil::revision(&ctx.rss[*i])));
+    let delay = i64::from(canary.scale_down_delay_seconds());
+    let mut annotated = 0;
+    let mut total = 0;
+    for i in others {
+        let spec = rsutil::spec_replicas(&ctx.rss[i]);
+        let delayed = fully_promoted || rsutil::scale_down_deadline(&ctx.rss[i]).is_some();
+        let target = if delayed && !canary.dynamic_stable_scale() {
+            ctx.scale_down_delay(i, delay, canary.scale_down_delay_revision_limit, &mut annotated)
+        } else {
+            0
+        };
+        if target != spec {
+            ctx.scale(i, target);
+            total += spec - target;
+        }
+    }
+    total
 }
 
 /// Scales older ReplicaSets down: first to their available pods, then as far as the
@@ -322,6 +413,10 @@ fn at_desired_counts(ctx: &Ctx) -> bool {
             return false;
         }
     }
+    if strategy(ctx).traffic_routing.is_some() {
+        // The router decides where traffic goes; old pods do not receive any.
+        return true;
+    }
     let stable = ctx.distinct_stable();
     ctx.others()
         .into_iter()
@@ -377,6 +472,14 @@ fn sync_status(ctx: &mut Ctx) {
     status.hpa_replicas = Some(ctx.rss.iter().map(rsutil::status_replicas).sum());
     status.selector = ctx.rollout.spec.selector.as_ref().map(format_selector);
     status.current_step_hash = Some(steps_hash(ctx.rollout));
+    if ctx.traffic_weights.is_some() {
+        status.canary = Some(CanaryStatus {
+            weights: ctx.traffic_weights.clone(),
+            ..Default::default()
+        });
+    } else if strategy(ctx).traffic_routing.is_some() {
+        status.canary = ctx.old.canary.clone();
+    }
     let steps = step_count(ctx);
     let (mut index, _) = current_step(ctx);
 

@@ -38,6 +38,9 @@ pub struct Args {
     /// Seconds between full resyncs of a Rollout when nothing else requeues it.
     #[arg(long, env = "ARGO_ROLLOUTS_ROLLOUT_RESYNC", default_value_t = 900)]
     pub rollout_resync: u64,
+    /// API version of the Istio networking kinds (VirtualService, DestinationRule).
+    #[arg(long, env = "ARGO_ROLLOUTS_ISTIO_API_VERSION", default_value = "v1alpha3")]
+    pub istio_api_version: String,
     /// Rollouts reconciled in parallel.
     #[arg(long, env = "ARGO_ROLLOUTS_ROLLOUT_THREADS", default_value_t = 10)]
     pub rollout_threads: u16,
@@ -48,6 +51,16 @@ pub struct Args {
 pub struct Config {
     /// Fallback requeue interval.
     pub resync: Duration,
+    /// Version of the `networking.istio.io` API to use.
+    pub istio_api_version: String,
+}
+
+impl Config {
+    /// The API resource of an Istio networking kind.
+    pub fn istio_resource(&self, kind: &str) -> kube::core::ApiResource {
+        let gvk = kube::core::GroupVersionKind::gvk("networking.istio.io", &self.istio_api_version, kind);
+        kube::core::ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
+    }
 }
 
 /// Everything a reconcile needs, shared by all reconciles.
@@ -147,6 +160,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         metrics,
         config: Config {
             resync: Duration::from_secs(args.rollout_resync.max(1)),
+            istio_api_version: args.istio_api_version.clone(),
         },
         replica_sets: rs_store.clone(),
         services: svc_store.clone(),
@@ -179,17 +193,28 @@ pub async fn run(args: Args) -> Result<(), Error> {
         if !readiness.await {
             return;
         }
-        // A deleted Rollout releases its Services: trigger on Rollout deletions too.
+        // A deleted Rollout releases its Services (trigger below) and its traffic routing: no
+        // traffic may be left pointing at ReplicaSets the garbage collector is removing.
+        let cleanup_ctx = release_ctx.clone();
         let deleted_rollouts = watcher(
             release_ctx_rollouts_api,
             watcher::Config::default().labels(&instance_selector),
         )
         .default_backoff()
-        .filter_map(|event| async move {
-            match event {
-                Ok(watcher::Event::Delete(obj)) => Some(Ok(obj)),
-                Err(e) => Some(Err(e)),
-                Ok(_) => None,
+        .filter_map(move |event| {
+            let ctx = cleanup_ctx.clone();
+            async move {
+                match event {
+                    Ok(watcher::Event::Delete(obj)) => {
+                        if let Ok(rollout) = &obj.0 {
+                            let rollout = rollout.clone();
+                            tokio::spawn(async move { reconcile::restore_traffic(&rollout, &ctx).await });
+                        }
+                        Some(Ok(obj))
+                    }
+                    Err(e) => Some(Err(e)),
+                    Ok(_) => None,
+                }
             }
         });
         Controller::for_shared_stream(svc_for_release, svc_store)

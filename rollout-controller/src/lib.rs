@@ -32,6 +32,12 @@ pub enum Error {
     /// Start-up failed.
     #[error(transparent)]
     Runtime(#[from] shared_runtime::Error),
+    /// An object could not be converted (a bug or a malformed routing object).
+    #[error("cannot convert object: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// A traffic-routing object could not be rewritten.
+    #[error("traffic routing: {0}")]
+    Traffic(String),
     /// A start-up step failed.
     #[error("start-up failed: {0}")]
     Startup(&'static str),
@@ -59,6 +65,8 @@ impl Error {
             Error::Runtime(_) => "runtime",
             Error::CrdMissing(_) => "crd_missing",
             Error::Startup(_) => "startup",
+            Error::Serialize(_) => "serialize",
+            Error::Traffic(_) => "traffic",
         }
     }
 }

@@ -8,10 +8,13 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use serde_json::Value;
+
 use k8s_openapi::{
     api::{
         apps::v1::ReplicaSet,
         core::v1::{Pod, Service},
+        networking::v1::Ingress,
     },
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
@@ -40,6 +43,12 @@ pub struct Observed {
     pub services: BTreeMap<String, Service>,
     /// Pods of the Rollout, only gathered while a restart (`spec.restartAt`) is pending.
     pub pods: Vec<Pod>,
+    /// Istio VirtualServices the Rollout references, by the name it uses for them.
+    pub virtual_services: BTreeMap<String, Value>,
+    /// The Istio DestinationRule it references, if found.
+    pub destination_rule: Option<Value>,
+    /// Its NGINX stable Ingresses and existing canary Ingresses, by name.
+    pub ingresses: BTreeMap<String, Ingress>,
     /// The current time.
     pub now: Timestamp,
 }
@@ -57,6 +66,14 @@ pub enum Action {
     UpdateReplicaSet(ReplicaSetUpdate),
     /// Delete an old ReplicaSet beyond the revision history limit.
     DeleteReplicaSet(String),
+    /// Write back a VirtualService (by the name the Rollout uses for it).
+    UpdateVirtualService(String, Box<Value>),
+    /// Write back the DestinationRule.
+    UpdateDestinationRule(Box<Value>),
+    /// Create or update an NGINX canary Ingress.
+    ApplyIngress(Box<Ingress>),
+    /// Delete an NGINX canary Ingress.
+    DeleteIngress(String),
     /// Evict a pod (restart), respecting PodDisruptionBudgets.
     EvictPod(String),
     /// Point a Service at a pod-template hash (and mark it managed by this Rollout).
@@ -133,6 +150,11 @@ pub struct Ctx<'a> {
     pub rss: Vec<ReplicaSet>,
     pub services: BTreeMap<String, Service>,
     pub pods: Vec<Pod>,
+    pub virtual_services: BTreeMap<String, Value>,
+    pub destination_rule: Option<Value>,
+    pub ingresses: BTreeMap<String, Ingress>,
+    /// Weights the traffic router was set to in this reconcile, for the status.
+    pub traffic_weights: Option<shared_types::rollout::TrafficWeights>,
     pub new_rs: Option<usize>,
     pub stable_rs: Option<usize>,
     pub pause: PauseChanges,
@@ -151,6 +173,10 @@ pub fn plan(observed: &Observed) -> Plan {
         rss: observed.replica_sets.clone(),
         services: observed.services.clone(),
         pods: observed.pods.clone(),
+        virtual_services: observed.virtual_services.clone(),
+        destination_rule: observed.destination_rule.clone(),
+        ingresses: observed.ingresses.clone(),
+        traffic_weights: None,
         new_rs: None,
         stable_rs: None,
         pause: PauseChanges::default(),
@@ -230,6 +256,12 @@ fn validate(observed: &Observed) -> Result<(), Vec<FieldError>> {
             }
         }
     }
+    errors.extend(crate::traffic::plan::validate(
+        rollout,
+        &observed.virtual_services,
+        observed.destination_rule.as_ref(),
+        &observed.ingresses,
+    ));
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
@@ -739,6 +771,51 @@ impl Ctx<'_> {
         for i in candidates.into_iter().take(excess) {
             let name = self.rss[i].metadata.name.clone().unwrap_or_default();
             self.plan.actions.push(Action::DeleteReplicaSet(name));
+        }
+    }
+
+    /// Size of the new ReplicaSet after an abort: kept for `delay` seconds (0 keeps it for
+    /// good) counted from when the stable ReplicaSet is fully available again, then zero.
+    pub fn abort_scale_down_target(&mut self, new: usize, delay: i64) -> i32 {
+        let current = rsutil::spec_replicas(&self.rss[new]);
+        let stable_ready = self
+            .distinct_stable()
+            .is_some_and(|s| rsutil::available_replicas(&self.rss[s]) >= self.replicas);
+        if delay == 0 || !stable_ready {
+            return current;
+        }
+        self.delayed_scale_down(new, delay, current)
+    }
+
+    /// Argo's `scaleDownDelayHelper`: keeps a ReplicaSet at its size until its deadline,
+    /// annotates it with one if it has none, and scales it down at once past the revision limit.
+    pub fn scale_down_delay(&mut self, i: usize, delay: i64, limit: Option<i32>, annotated: &mut i32) -> i32 {
+        if limit.is_some_and(|l| *annotated >= l) {
+            return 0;
+        }
+        if rsutil::scale_down_deadline(&self.rss[i]).is_none() && delay <= 0 {
+            return 0;
+        }
+        *annotated += 1;
+        let spec = rsutil::spec_replicas(&self.rss[i]);
+        self.delayed_scale_down(i, delay, spec)
+    }
+
+    /// `keep` until the ReplicaSet's scale-down deadline (set to now + `delay` when missing),
+    /// zero after it.
+    fn delayed_scale_down(&mut self, i: usize, delay: i64, keep: i32) -> i32 {
+        match rsutil::scale_down_deadline(&self.rss[i]) {
+            Some(deadline) if deadline <= self.now.0 => 0,
+            Some(deadline) => {
+                self.requeue_at(deadline);
+                keep
+            }
+            None => {
+                let deadline = self.now.0 + k8s_openapi::jiff::SignedDuration::from_secs(delay);
+                self.set_scale_down_deadline(i, Some(deadline));
+                self.requeue_at(deadline);
+                keep
+            }
         }
     }
 

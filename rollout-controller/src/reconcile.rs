@@ -7,12 +7,13 @@ use k8s_openapi::{
     api::{
         apps::v1::ReplicaSet,
         core::v1::{Pod, Service},
+        networking::v1::Ingress,
     },
     jiff::Timestamp,
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams},
     core::DeserializeGuard,
     runtime::{
         controller::Action as Requeue,
@@ -76,11 +77,16 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
     } else {
         Vec::new()
     };
+    let (virtual_services, destination_rule, ingresses) =
+        gather_traffic_objects(rollout, &namespace, ctx).await?;
     let observed = Observed {
         rollout: rollout.clone(),
         replica_sets,
         services,
         pods,
+        virtual_services,
+        destination_rule,
+        ingresses,
         now: Timestamp::now(),
     };
     let plan = plan(&observed);
@@ -130,6 +136,154 @@ async fn gather_replica_sets(
     Ok(out)
 }
 
+type TrafficObjects = (BTreeMap<String, Value>, Option<Value>, BTreeMap<String, Ingress>);
+
+/// The Istio and Ingress objects the Rollout's traffic routing names (missing ones are absent).
+async fn gather_traffic_objects(
+    rollout: &Rollout,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<TrafficObjects, Error> {
+    let mut virtual_services = BTreeMap::new();
+    let mut destination_rule = None;
+    let mut ingresses = BTreeMap::new();
+    let Some(tr) = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+    else {
+        return Ok((virtual_services, destination_rule, ingresses));
+    };
+    if let Some(istio) = &tr.istio {
+        for vs_ref in crate::traffic::plan::virtual_services(istio) {
+            let (name, ns) = crate::traffic::istio::parse_virtual_service_ref(&vs_ref.name, namespace);
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                ctx.client.clone(),
+                &ns,
+                &ctx.config.istio_resource("VirtualService"),
+            );
+            if let Some(obj) = get_missing_ok(&api, &name).await? {
+                virtual_services.insert(
+                    vs_ref.name.clone(),
+                    serde_json::to_value(obj).unwrap_or(Value::Null),
+                );
+            }
+        }
+        if let Some(dr) = &istio.destination_rule {
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                ctx.client.clone(),
+                namespace,
+                &ctx.config.istio_resource("DestinationRule"),
+            );
+            destination_rule = get_missing_ok(&api, &dr.name)
+                .await?
+                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
+        }
+    }
+    if tr.nginx.is_some() {
+        let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), namespace);
+        let rollout_name = rollout.name_any();
+        for stable in crate::traffic::plan::stable_ingresses(tr) {
+            let canary = crate::traffic::nginx::canary_ingress_name(&rollout_name, &stable);
+            for name in [stable, canary] {
+                if let Some(ing) = get_missing_ok(&api, &name).await? {
+                    ingresses.insert(name, ing);
+                }
+            }
+        }
+    }
+    Ok((virtual_services, destination_rule, ingresses))
+}
+
+/// After a Rollout is deleted: route all traffic to the stable Service/subset again and release
+/// the DestinationRule. Failures are logged; there is nothing left to retry against.
+pub async fn restore_traffic(rollout: &Rollout, ctx: &Context) {
+    let Some(canary) = rollout.spec.strategy.canary.as_ref() else {
+        return;
+    };
+    let Some(istio) = canary.traffic_routing.as_ref().and_then(|tr| tr.istio.as_ref()) else {
+        return;
+    };
+    let namespace = rollout.namespace().unwrap_or_default();
+    let managed = canary
+        .traffic_routing
+        .as_ref()
+        .and_then(|tr| tr.managed_routes.clone())
+        .unwrap_or_default();
+    let split = match &istio.destination_rule {
+        Some(dr) => crate::traffic::istio::Split::Subset(dr),
+        None => crate::traffic::istio::Split::Host {
+            canary_service: canary.canary_service.as_deref().unwrap_or_default(),
+            stable_service: canary.stable_service.as_deref().unwrap_or_default(),
+        },
+    };
+    for vs_ref in crate::traffic::plan::virtual_services(istio) {
+        let (name, ns) = crate::traffic::istio::parse_virtual_service_ref(&vs_ref.name, &namespace);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &ns,
+            &ctx.config.istio_resource("VirtualService"),
+        );
+        let result = async {
+            let Some(vs) = get_missing_ok(&api, &name).await? else {
+                return Ok(());
+            };
+            let value = serde_json::to_value(&vs).map_err(Error::Serialize)?;
+            let restored = crate::traffic::istio::restore_stable(&value, vs_ref, &managed, &split)
+                .map_err(|e| Error::Traffic(e.to_string()))?;
+            if restored != value {
+                let obj: DynamicObject = serde_json::from_value(restored).map_err(Error::Serialize)?;
+                api.replace(&name, &post_params(), &obj)
+                    .await
+                    .map_err(Error::Api)?;
+                info!(virtualservice = %name, "routed all traffic to stable after Rollout deletion");
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = result.await {
+            warn!(virtualservice = %name, error = %e, "cannot restore VirtualService after Rollout deletion");
+        }
+    }
+    if let Some(dr_ref) = &istio.destination_rule {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &namespace,
+            &ctx.config.istio_resource("DestinationRule"),
+        );
+        let result = async {
+            let Some(dr) = get_missing_ok(&api, &dr_ref.name).await? else {
+                return Ok(());
+            };
+            let value = serde_json::to_value(&dr).map_err(Error::Serialize)?;
+            let released = crate::traffic::istio::release_destination_rule(&value);
+            if released != value {
+                let obj: DynamicObject = serde_json::from_value(released).map_err(Error::Serialize)?;
+                api.replace(&dr_ref.name, &post_params(), &obj)
+                    .await
+                    .map_err(Error::Api)?;
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = result.await {
+            warn!(destinationrule = %dr_ref.name, error = %e, "cannot release DestinationRule after Rollout deletion");
+        }
+    }
+}
+
+/// GET that treats 404 (and a kind the server does not serve) as absent.
+async fn get_missing_ok<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(obj) => Ok(Some(obj)),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+        Err(e) => Err(Error::Api(e)),
+    }
+}
+
 /// Pods selected by the Rollout (only needed while a restart is pending).
 async fn list_pods(rollout: &Rollout, namespace: &str, ctx: &Context) -> Result<Vec<Pod>, Error> {
     let selector = rollout
@@ -144,6 +298,13 @@ async fn list_pods(rollout: &Rollout, namespace: &str, ctx: &Context) -> Result<
         .await
         .map_err(Error::Api)?
         .items)
+}
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(field_manager::ROLLOUT_CONTROLLER.into()),
+        ..Default::default()
+    }
 }
 
 fn patch_params() -> PatchParams {
@@ -209,6 +370,50 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     Err(kube::Error::Api(e)) if e.code == 429 || e.code == 404 => {
                         debug!(pod = %pod, code = e.code, "eviction not possible now")
                     }
+                    Err(e) => return Err(Error::Api(e)),
+                }
+            }
+            Action::UpdateVirtualService(reference, object) => {
+                let (vs_name, vs_namespace) =
+                    crate::traffic::istio::parse_virtual_service_ref(reference, &namespace);
+                let api: Api<DynamicObject> = Api::namespaced_with(
+                    ctx.client.clone(),
+                    &vs_namespace,
+                    &ctx.config.istio_resource("VirtualService"),
+                );
+                let obj: DynamicObject =
+                    serde_json::from_value((**object).clone()).map_err(Error::Serialize)?;
+                api.replace(&vs_name, &post_params(), &obj)
+                    .await
+                    .map_err(Error::Api)?;
+            }
+            Action::UpdateDestinationRule(object) => {
+                let api: Api<DynamicObject> = Api::namespaced_with(
+                    ctx.client.clone(),
+                    &namespace,
+                    &ctx.config.istio_resource("DestinationRule"),
+                );
+                let obj: DynamicObject =
+                    serde_json::from_value((**object).clone()).map_err(Error::Serialize)?;
+                api.replace(&obj.name_any(), &post_params(), &obj)
+                    .await
+                    .map_err(Error::Api)?;
+            }
+            Action::ApplyIngress(ingress) => {
+                let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), &namespace);
+                let mut desired = (**ingress).clone();
+                desired.metadata.resource_version = None;
+                desired.metadata.managed_fields = None;
+                let params = PatchParams::apply(field_manager::ROLLOUT_CONTROLLER).force();
+                api.patch(&desired.name_any(), &params, &Patch::Apply(&desired))
+                    .await
+                    .map_err(Error::Api)?;
+            }
+            Action::DeleteIngress(name) => {
+                let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), &namespace);
+                match api.delete(name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(Error::Api(e)),
                 }
             }

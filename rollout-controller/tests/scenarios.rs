@@ -29,6 +29,9 @@ struct World {
     /// Pods of ReplicaSets with these hashes never become available (a broken release).
     broken: Vec<String>,
     serial: u32,
+    virtual_services: BTreeMap<String, serde_json::Value>,
+    destination_rule: Option<serde_json::Value>,
+    ingresses: BTreeMap<String, k8s_openapi::api::networking::v1::Ingress>,
 }
 
 fn service(name: &str) -> Service {
@@ -41,8 +44,15 @@ fn service(name: &str) -> Service {
 }
 
 impl World {
-    fn new(manifest: &str, services: &[&str]) -> Self {
-        let mut rollout: Rollout = serde_saphyr::from_str(manifest).expect("rollout manifest parses");
+    /// A world holding the Rollout and Services of a seed manifest.
+    fn new(manifest: &str) -> Self {
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(manifest).expect("manifest parses");
+        let rollout_doc = docs
+            .iter()
+            .find(|d| d["kind"] == "Rollout")
+            .expect("a Rollout")
+            .clone();
+        let mut rollout: Rollout = serde_json::from_value(rollout_doc).expect("rollout parses");
         rollout.metadata.namespace = Some("default".into());
         rollout.metadata.uid = Some("rollout-uid".into());
         rollout.metadata.generation = Some(1);
@@ -62,12 +72,36 @@ impl World {
         World {
             rollout,
             replica_sets: Vec::new(),
-            services: services.iter().map(|s| (s.to_string(), service(s))).collect(),
+            services: docs
+                .iter()
+                .filter(|d| d["kind"] == "Service")
+                .filter_map(|d| d["metadata"]["name"].as_str())
+                .map(|name| (name.to_string(), service(name)))
+                .collect(),
             pods: Vec::new(),
             now,
             events: Vec::new(),
             broken: Vec::new(),
             serial: 0,
+            virtual_services: docs
+                .iter()
+                .filter(|d| d["kind"] == "VirtualService")
+                .map(|d| {
+                    (
+                        d["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                        d.clone(),
+                    )
+                })
+                .collect(),
+            destination_rule: docs.iter().find(|d| d["kind"] == "DestinationRule").cloned(),
+            ingresses: docs
+                .iter()
+                .filter(|d| d["kind"] == "Ingress")
+                .map(|d| {
+                    let name = d["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    (name, serde_json::from_value(d.clone()).expect("ingress parses"))
+                })
+                .collect(),
         }
     }
 
@@ -79,6 +113,9 @@ impl World {
             replica_sets: self.replica_sets.clone(),
             services: self.services.clone(),
             pods: self.pods.clone(),
+            virtual_services: self.virtual_services.clone(),
+            destination_rule: self.destination_rule.clone(),
+            ingresses: self.ingresses.clone(),
             now: self.now,
         };
         let plan = plan(&observed);
@@ -111,6 +148,17 @@ impl World {
                             None => ann.remove(&k),
                         };
                     }
+                }
+                Action::UpdateVirtualService(name, vs) => {
+                    self.virtual_services.insert(name, *vs);
+                }
+                Action::UpdateDestinationRule(dr) => self.destination_rule = Some(*dr),
+                Action::ApplyIngress(ing) => {
+                    self.ingresses
+                        .insert(ing.metadata.name.clone().unwrap_or_default(), *ing);
+                }
+                Action::DeleteIngress(name) => {
+                    self.ingresses.remove(&name);
                 }
                 Action::EvictPod(name) => self
                     .pods
@@ -299,72 +347,22 @@ fn rs(hash: &str) -> String {
     format!("mock-server-{hash}")
 }
 
-const BLUE_GREEN: &str = r#"
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: mock-server
-spec:
-  replicas: 5
-  selector:
-    matchLabels:
-      app: mock-server
-  strategy:
-    blueGreen:
-      activeService: mock-server-active
-      previewService: mock-server-preview
-      autoPromotionEnabled: false
-  template:
-    metadata:
-      labels:
-        app: mock-server
-    spec:
-      containers:
-      - name: mock-server
-        image: ghcr.io/ssup2/mock-go-server:1.0.0
-        ports:
-        - containerPort: 8080
-"#;
-
-fn canary_manifest(second_pause: &str) -> String {
-    format!(
-        r#"
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: mock-server
-spec:
-  replicas: 5
-  selector:
-    matchLabels:
-      app: mock-server
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {{}}
-      - setWeight: 40
-      - pause: {second_pause}
-      - setWeight: 100
-      canaryService: mock-server-canary
-      stableService: mock-server-stable
-  template:
-    metadata:
-      labels:
-        app: mock-server
-    spec:
-      containers:
-      - name: mock-server
-        image: ghcr.io/ssup2/mock-go-server:1.0.0
-        ports:
-        - containerPort: 8080
-"#
-    )
+/// The seed's 2.2.1 manifest (it says 3 replicas while its transcript shows 5; we follow the
+/// transcript).
+fn blue_green() -> String {
+    include_str!("../../examples/seed/manifest10-blue-green-test-case.yaml")
+        .replace("replicas: 3", "replicas: 5")
 }
+
+/// The seed's 2.2.2 manifest (timed pause of 30 s).
+const CANARY_SUCCESS: &str = include_str!("../../examples/seed/manifest11-canary-success-test-case.yaml");
+/// The seed's 2.2.3 manifest (two indefinite pauses).
+const CANARY_UNDO_ABORT: &str =
+    include_str!("../../examples/seed/manifest12-canary-with-undo-and-abort-test-case.yaml");
 
 #[test]
 fn seed_2_2_1_blue_green() {
-    let mut w = World::new(BLUE_GREEN, &["mock-server-active", "mock-server-preview"]);
+    let mut w = World::new(&blue_green());
     w.settle();
     assert_eq!(w.phase(), ("Healthy".into(), String::new()));
     assert_eq!(w.replica_sets(), BTreeMap::from([(rs(V1), (5, 1))]));
@@ -450,10 +448,7 @@ fn seed_2_2_1_blue_green() {
 
 #[test]
 fn seed_2_2_2_canary_success() {
-    let mut w = World::new(
-        &canary_manifest("{duration: 30s}"),
-        &["mock-server-stable", "mock-server-canary", "mock-server"],
-    );
+    let mut w = World::new(CANARY_SUCCESS);
     w.settle();
     assert_eq!(w.phase(), ("Healthy".into(), String::new()));
     assert_eq!(w.step(), Some(5));
@@ -524,10 +519,7 @@ fn seed_2_2_2_canary_success() {
 
 #[test]
 fn seed_2_2_3_canary_undo_and_abort() {
-    let mut w = World::new(
-        &canary_manifest("{}"),
-        &["mock-server-stable", "mock-server-canary", "mock-server"],
-    );
+    let mut w = World::new(CANARY_UNDO_ABORT);
     w.settle();
     w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
     w.settle();
@@ -587,10 +579,7 @@ fn seed_2_2_3_canary_undo_and_abort() {
 
 #[test]
 fn abort_then_retry_restarts_the_steps() {
-    let mut w = World::new(
-        &canary_manifest("{}"),
-        &["mock-server-stable", "mock-server-canary"],
-    );
+    let mut w = World::new(CANARY_UNDO_ABORT);
     w.settle();
     w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
     w.settle();
@@ -616,10 +605,7 @@ fn abort_then_retry_restarts_the_steps() {
 
 #[test]
 fn promote_full_skips_remaining_steps() {
-    let mut w = World::new(
-        &canary_manifest("{}"),
-        &["mock-server-stable", "mock-server-canary"],
-    );
+    let mut w = World::new(CANARY_UNDO_ABORT);
     w.settle();
     w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
     w.settle();
@@ -638,10 +624,7 @@ fn promote_full_skips_remaining_steps() {
 
 #[test]
 fn manual_pause_halts_steps_and_resume_continues() {
-    let mut w = World::new(
-        &canary_manifest("{}"),
-        &["mock-server-stable", "mock-server-canary"],
-    );
+    let mut w = World::new(CANARY_UNDO_ABORT);
     w.settle();
     w.edit_spec(|r| r.spec.paused = Some(true));
     w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
@@ -655,10 +638,7 @@ fn manual_pause_halts_steps_and_resume_continues() {
 
 #[test]
 fn scaling_the_rollout_rescales_replica_sets() {
-    let mut w = World::new(
-        &canary_manifest("{}"),
-        &["mock-server-stable", "mock-server-canary"],
-    );
+    let mut w = World::new(CANARY_UNDO_ABORT);
     w.settle();
     w.edit_spec(|r| r.spec.replicas = Some(8));
     w.settle();
@@ -676,10 +656,7 @@ fn scaling_the_rollout_rescales_replica_sets() {
 
 #[test]
 fn invalid_spec_is_reported_and_recovers() {
-    let mut w = World::new(
-        &canary_manifest("{}"),
-        &["mock-server-stable", "mock-server-canary"],
-    );
+    let mut w = World::new(CANARY_UNDO_ABORT);
     w.edit_spec(|r| {
         if let Some(c) = r.spec.strategy.canary.as_mut() {
             c.steps.get_or_insert_with(Vec::new)[0].set_weight = Some(150);
@@ -707,7 +684,8 @@ fn invalid_spec_is_reported_and_recovers() {
 
 #[test]
 fn missing_service_is_reported() {
-    let mut w = World::new(&canary_manifest("{}"), &["mock-server-stable"]);
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.services.remove("mock-server-canary");
     w.settle();
     assert_eq!(
         w.phase().1,
@@ -717,10 +695,7 @@ fn missing_service_is_reported() {
 
 #[test]
 fn restart_replaces_every_pod_within_the_unavailability_budget() {
-    let mut w = World::new(
-        &canary_manifest("{}"),
-        &["mock-server-stable", "mock-server-canary"],
-    );
+    let mut w = World::new(CANARY_UNDO_ABORT);
     w.settle();
     let before: Vec<String> = w.pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
     w.advance(10);
@@ -754,7 +729,7 @@ fn restart_replaces_every_pod_within_the_unavailability_budget() {
 
 #[test]
 fn blue_green_abort_scales_preview_down_after_the_delay() {
-    let mut w = World::new(BLUE_GREEN, &["mock-server-active", "mock-server-preview"]);
+    let mut w = World::new(&blue_green());
     w.settle();
     w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
     w.settle();
@@ -775,11 +750,11 @@ fn blue_green_abort_scales_preview_down_after_the_delay() {
 
 #[test]
 fn progress_deadline_exceeded_degrades_and_can_abort() {
-    let manifest = canary_manifest("{}").replace(
+    let manifest = CANARY_UNDO_ABORT.replace(
         "  replicas: 5\n",
         "  replicas: 5\n  progressDeadlineSeconds: 60\n  progressDeadlineAbort: true\n",
     );
-    let mut w = World::new(&manifest, &["mock-server-stable", "mock-server-canary"]);
+    let mut w = World::new(&manifest);
     w.settle();
     w.broken.push(V2.into());
     w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
@@ -806,5 +781,181 @@ fn progress_deadline_exceeded_degrades_and_can_abort() {
         w.replica_sets()[&rs(V1)].0,
         5,
         "aborted: stable back to full size"
+    );
+}
+
+/// `(stable weight, canary weight)` of the VirtualService's `primary` route, by destination.
+fn vs_weights(w: &World, stable_key: &str, canary_key: &str) -> (i64, i64) {
+    let vs = &w.virtual_services["mock-server"];
+    let route = vs["spec"]["http"][0]["route"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let weight = |key: &str| {
+        route
+            .iter()
+            .find(|d| d["destination"]["host"] == key || d["destination"]["subset"] == key)
+            .and_then(|d| d["weight"].as_i64())
+            .unwrap_or(-1)
+    };
+    (weight(stable_key), weight(canary_key))
+}
+
+#[test]
+fn seed_2_2_4_istio_virtual_service_host_split() {
+    let mut w = World::new(include_str!(
+        "../../examples/seed/manifest13-canary-with-istio-virtual-service-test-case.yaml"
+    ));
+    w.settle();
+    assert_eq!(w.phase(), ("Healthy".into(), String::new()));
+    assert_eq!(
+        vs_weights(&w, "mock-server-stable", "mock-server-canary"),
+        (100, 0)
+    );
+
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "CanaryPauseStep".into()));
+    // Table 2: stable stays at 5, canary gets ceil(5 x 20 / 100) = 1; the weight is exact.
+    assert_eq!(
+        w.replica_sets(),
+        BTreeMap::from([(rs(V1), (5, 1)), (rs(V2), (1, 2))])
+    );
+    assert_eq!(
+        vs_weights(&w, "mock-server-stable", "mock-server-canary"),
+        (80, 20)
+    );
+    assert_eq!(w.counts(), (6, 1, 6, 6));
+    let weights = w
+        .rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.canary.clone())
+        .and_then(|c| c.weights)
+        .expect("weights recorded");
+    assert_eq!((weights.canary.weight, weights.stable.weight), (20, 80));
+    assert_eq!(weights.canary.pod_template_hash.as_deref(), Some(V2));
+
+    w.promote();
+    w.settle();
+    assert_eq!(
+        w.replica_sets(),
+        BTreeMap::from([(rs(V1), (5, 1)), (rs(V2), (2, 2))])
+    );
+    assert_eq!(
+        vs_weights(&w, "mock-server-stable", "mock-server-canary"),
+        (60, 40)
+    );
+
+    w.promote();
+    w.settle();
+    assert_eq!(w.phase(), ("Healthy".into(), String::new()));
+    // Promoted: weights back to 100/0 with both Services on the new hash; old stable waits 30 s.
+    assert_eq!(
+        vs_weights(&w, "mock-server-stable", "mock-server-canary"),
+        (100, 0)
+    );
+    assert_eq!(
+        (w.selector("mock-server-stable"), w.selector("mock-server-canary")),
+        (V2.into(), V2.into())
+    );
+    assert_eq!(w.replica_sets()[&rs(V1)].0, 5);
+    w.advance(31);
+    w.settle();
+    assert_eq!(
+        w.replica_sets(),
+        BTreeMap::from([(rs(V1), (0, 1)), (rs(V2), (5, 2))])
+    );
+}
+
+#[test]
+fn seed_2_2_7_istio_destination_rule_subset_split() {
+    let mut w = World::new(include_str!(
+        "../../examples/seed/manifest16-canary-with-istio-destination-rule-test-case.yaml"
+    ));
+    w.settle();
+    let subset_hash = |w: &World, name: &str| {
+        let dr = w.destination_rule.clone().expect("destination rule");
+        dr["spec"]["subsets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["labels"][keys::POD_TEMPLATE_HASH].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (subset_hash(&w, "stable"), subset_hash(&w, "canary")),
+        (V1.into(), V1.into())
+    );
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "CanaryPauseStep".into()));
+    assert_eq!(
+        (subset_hash(&w, "stable"), subset_hash(&w, "canary")),
+        (V1.into(), V2.into())
+    );
+    assert_eq!(vs_weights(&w, "stable", "canary"), (80, 20));
+    assert_eq!(
+        w.replica_sets(),
+        BTreeMap::from([(rs(V1), (5, 1)), (rs(V2), (1, 2))])
+    );
+    w.promote();
+    w.settle();
+    assert_eq!(vs_weights(&w, "stable", "canary"), (60, 40));
+    w.promote();
+    w.settle();
+    assert_eq!(w.phase(), ("Healthy".into(), String::new()));
+    assert_eq!(vs_weights(&w, "stable", "canary"), (100, 0));
+    assert_eq!(
+        (subset_hash(&w, "stable"), subset_hash(&w, "canary")),
+        (V2.into(), V2.into())
+    );
+    let dr = w.destination_rule.clone().expect("destination rule");
+    assert_eq!(
+        dr["metadata"]["annotations"][keys::MANAGED_BY_ROLLOUTS],
+        "mock-server"
+    );
+}
+
+#[test]
+fn istio_abort_sets_weight_zero_in_the_same_reconcile() {
+    let mut w = World::new(include_str!(
+        "../../examples/seed/manifest13-canary-with-istio-virtual-service-test-case.yaml"
+    ));
+    w.settle();
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(
+        vs_weights(&w, "mock-server-stable", "mock-server-canary"),
+        (80, 20)
+    );
+    w.abort();
+    w.reconcile();
+    // The reconcile that records the abort also routes everything back to stable.
+    assert_eq!(w.rollout.status.as_ref().and_then(|s| s.abort), Some(true));
+    assert_eq!(
+        vs_weights(&w, "mock-server-stable", "mock-server-canary"),
+        (100, 0)
+    );
+    w.settle();
+    assert_eq!(w.phase().0, "Degraded");
+    // The canary pods stay for abortScaleDownDelaySeconds (30 s), then go.
+    assert_eq!(w.replica_sets()[&rs(V2)].0, 1);
+    w.advance(31);
+    w.settle();
+    assert_eq!(w.replica_sets()[&rs(V2)].0, 0);
+}
+
+#[test]
+fn missing_virtual_service_is_invalid_spec() {
+    let mut w = World::new(include_str!(
+        "../../examples/seed/manifest13-canary-with-istio-virtual-service-test-case.yaml"
+    ));
+    w.virtual_services.clear();
+    w.settle();
+    assert_eq!(
+        w.phase().1,
+        "InvalidSpec: The Rollout \"mock-server\" is invalid: spec.strategy.canary.trafficRouting.istio.virtualService.name: Invalid value: \"mock-server\": virtualservices.networking.istio.io \"mock-server\" not found"
     );
 }

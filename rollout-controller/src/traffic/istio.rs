@@ -995,3 +995,1062 @@ fn weight_of(dest: &Value) -> i64 {
 fn clamp_weight(weight: i64) -> i32 {
     i32::try_from(weight.clamp(0, i64::from(i32::MAX))).unwrap_or(i32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use shared_types::rollout::{IstioTrafficRouting, Rollout};
+
+    use super::*;
+
+    const MANIFEST_13: &str =
+        include_str!("../../../examples/seed/manifest13-canary-with-istio-virtual-service-test-case.yaml");
+    const MANIFEST_16: &str =
+        include_str!("../../../examples/seed/manifest16-canary-with-istio-destination-rule-test-case.yaml");
+
+    fn doc(yaml: &str, kind: &str) -> Value {
+        let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).unwrap();
+        docs.into_iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in manifest"))
+    }
+
+    fn istio_of(yaml: &str) -> IstioTrafficRouting {
+        let ro: Rollout = serde_json::from_value(doc(yaml, "Rollout")).unwrap();
+        ro.spec
+            .strategy
+            .canary
+            .unwrap()
+            .traffic_routing
+            .unwrap()
+            .istio
+            .unwrap()
+    }
+
+    fn dest(service: &str, weight: i32, hash: &str) -> WeightDestination {
+        WeightDestination {
+            weight,
+            service_name: Some(service.into()),
+            pod_template_hash: Some(hash.into()),
+        }
+    }
+
+    fn desired(canary: i32, additional: Vec<WeightDestination>) -> DesiredWeights {
+        DesiredWeights::new(
+            100,
+            dest("mock-server-canary", canary, "new"),
+            dest("mock-server-stable", 0, "old"),
+            additional,
+        )
+    }
+
+    fn host_split<'a>() -> Split<'a> {
+        Split::Host {
+            canary_service: "mock-server-canary",
+            stable_service: "mock-server-stable",
+        }
+    }
+
+    fn routing(routes: &[&str]) -> IstioVirtualService {
+        IstioVirtualService {
+            name: "vs".into(),
+            routes: (!routes.is_empty()).then(|| routes.iter().map(|r| r.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    fn managed(names: &[&str]) -> Vec<ManagedRoute> {
+        names
+            .iter()
+            .map(|n| ManagedRoute { name: n.to_string() })
+            .collect()
+    }
+
+    /// `(host, subset, weight)` of every destination of `spec.<key>[index]`.
+    fn dests(vs: &Value, key: &str, index: usize) -> Vec<(String, Option<String>, i64)> {
+        vs["spec"][key][index]["route"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["destination"]["host"].as_str().unwrap().to_string(),
+                    d["destination"]["subset"].as_str().map(String::from),
+                    d["weight"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn hw(host: &str, weight: i64) -> (String, Option<String>, i64) {
+        (host.to_string(), None, weight)
+    }
+
+    fn names(vs: &Value) -> Vec<Option<String>> {
+        vs["spec"]["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().map(String::from))
+            .collect()
+    }
+
+    fn vs_two_services() -> Value {
+        json!({
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "VirtualService",
+            "metadata": { "name": "vs", "namespace": "default" },
+            "spec": {
+                "hosts": ["mock-server"],
+                "http": [{
+                    "name": "primary",
+                    "route": [
+                        { "destination": { "host": "mock-server-stable", "port": { "number": 8080 } }, "weight": 100 },
+                        { "destination": { "host": "mock-server-canary", "port": { "number": 8080 } }, "weight": 0 },
+                    ],
+                }],
+            },
+        })
+    }
+
+    // ---- weights: host split -----------------------------------------------------------------
+
+    /// Seed [Manifest 13]: the weights follow the steps 20 → 40 → 100 and go back to 100/0
+    /// after promotion; nothing else in the object changes.
+    #[test]
+    fn seed_manifest_13_host_split_sequence() {
+        let original = doc(MANIFEST_13, "VirtualService");
+        let istio = istio_of(MANIFEST_13);
+        let routing = istio.virtual_service.as_ref().unwrap();
+        let mut vs = original.clone();
+        for (canary, stable) in [(0, 100), (20, 80), (40, 60), (100, 0), (0, 100)] {
+            vs = set_weights_host_split(
+                &vs,
+                routing,
+                &[],
+                "mock-server-canary",
+                "mock-server-stable",
+                &desired(canary, vec![]),
+            )
+            .unwrap();
+            let mut expected = original.clone();
+            expected["spec"]["http"][0]["route"][0]["weight"] = json!(stable);
+            expected["spec"]["http"][0]["route"][1]["weight"] = json!(canary);
+            assert_eq!(vs, expected, "canary weight {canary}");
+
+            let read = current_weights(&vs, routing, &[], &host_split()).unwrap();
+            assert_eq!((read.canary.weight, read.stable.weight), (canary, stable));
+            assert_eq!(read.canary.service_name.as_deref(), Some("mock-server-canary"));
+            assert_eq!(read.additional, None);
+        }
+        assert_eq!(vs, original);
+    }
+
+    #[test]
+    fn fqdn_hosts_are_matched_by_their_first_label() {
+        let mut vs = vs_two_services();
+        vs["spec"]["http"][0]["route"][0]["destination"]["host"] =
+            json!("mock-server-stable.default.svc.cluster.local");
+        vs["spec"]["http"][0]["route"][1]["destination"]["host"] = json!("mock-server-canary.default");
+        let out = set_weights(
+            &vs,
+            &routing(&["primary"]),
+            &[],
+            &host_split(),
+            &desired(30, vec![]),
+        )
+        .unwrap();
+        assert_eq!(
+            dests(&out, "http", 0),
+            vec![
+                hw("mock-server-stable.default.svc.cluster.local", 70),
+                hw("mock-server-canary.default", 30),
+            ]
+        );
+        assert_eq!(short_host("reviews.ns.svc.cluster.local"), "reviews");
+        assert_eq!(short_host("reviews"), "reviews");
+        assert_eq!(short_host(".weird"), "");
+    }
+
+    #[test]
+    fn unknown_fields_survive() {
+        let vs = json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {
+                "name": "vs", "namespace": "default", "resourceVersion": "42",
+                "labels": { "team": "a" }, "annotations": { "note": "x" },
+            },
+            "spec": {
+                "hosts": ["mock-server"],
+                "gateways": ["mesh", "edge"],
+                "exportTo": ["."],
+                "x-future-field": { "nested": [1, 2, 3] },
+                "http": [{
+                    "name": "primary",
+                    "match": [{ "uri": { "prefix": "/api" } }],
+                    "retries": { "attempts": 3, "perTryTimeout": "2s" },
+                    "timeout": "10s",
+                    "fault": { "delay": { "fixedDelay": "1s", "percentage": { "value": 0.5 } } },
+                    "headers": { "request": { "set": { "x-env": "prod" } } },
+                    "route": [
+                        {
+                            "destination": { "host": "mock-server-stable", "port": { "number": 80 } },
+                            "weight": 100,
+                            "headers": { "response": { "add": { "x-version": "stable" } } },
+                        },
+                        { "destination": { "host": "mock-server-canary", "port": { "number": 80 } } },
+                    ],
+                }],
+            },
+            "status": { "observedGeneration": 3 },
+        });
+        let out = set_weights(&vs, &routing(&[]), &[], &host_split(), &desired(25, vec![])).unwrap();
+        let mut expected = vs.clone();
+        expected["spec"]["http"][0]["route"][0]["weight"] = json!(75);
+        expected["spec"]["http"][0]["route"][1]["weight"] = json!(25);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn several_named_routes() {
+        let route = |name: &str| {
+            json!({
+                "name": name,
+                "route": [
+                    { "destination": { "host": "mock-server-stable" }, "weight": 100 },
+                    { "destination": { "host": "mock-server-canary" }, "weight": 0 },
+                ],
+            })
+        };
+        let other =
+            json!({ "name": "other", "route": [{ "destination": { "host": "legacy" }, "weight": 100 }] });
+        let vs = json!({
+            "metadata": { "name": "vs" },
+            "spec": { "http": [route("primary"), other.clone(), route("secondary")] },
+        });
+        let out = set_weights(
+            &vs,
+            &routing(&["primary", "secondary"]),
+            &[],
+            &host_split(),
+            &desired(10, vec![]),
+        )
+        .unwrap();
+        let expected = vec![hw("mock-server-stable", 90), hw("mock-server-canary", 10)];
+        assert_eq!(dests(&out, "http", 0), expected);
+        assert_eq!(dests(&out, "http", 2), expected);
+        assert_eq!(out["spec"]["http"][1], other);
+    }
+
+    #[test]
+    fn omitted_routes_use_the_only_non_managed_route() {
+        // Unnamed single route.
+        let mut vs = vs_two_services();
+        vs["spec"]["http"][0].as_object_mut().unwrap().remove("name");
+        let out = set_weights(&vs, &routing(&[]), &[], &host_split(), &desired(50, vec![])).unwrap();
+        assert_eq!(
+            dests(&out, "http", 0),
+            vec![hw("mock-server-stable", 50), hw("mock-server-canary", 50)]
+        );
+
+        // A named single route too.
+        let out = set_weights(
+            &vs_two_services(),
+            &routing(&[]),
+            &[],
+            &host_split(),
+            &desired(50, vec![]),
+        );
+        assert!(out.is_ok());
+
+        // Two non-managed routes: ambiguous.
+        let mut two = vs.clone();
+        let copy = two["spec"]["http"][0].clone();
+        two["spec"]["http"].as_array_mut().unwrap().push(copy);
+        let err = set_weights(&two, &routing(&[]), &[], &host_split(), &desired(50, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::AmbiguousHttpRoute);
+
+        // A managed header route next to it does not count.
+        let with_header = set_header_route(
+            &vs,
+            &routing(&[]),
+            &managed(&["header"]),
+            &SetHeaderRoute {
+                name: Some("header".into()),
+                r#match: Some(vec![HeaderRoutingMatch {
+                    header_name: "x-canary".into(),
+                    header_value: Some(StringMatch {
+                        exact: Some("yes".into()),
+                        ..Default::default()
+                    }),
+                }]),
+            },
+            "mock-server-canary",
+            None,
+        )
+        .unwrap();
+        let out = set_weights(
+            &with_header,
+            &routing(&[]),
+            &managed(&["header"]),
+            &host_split(),
+            &desired(20, vec![]),
+        )
+        .unwrap();
+        assert_eq!(names(&out), vec![Some("header".into()), None]);
+        assert_eq!(
+            dests(&out, "http", 1),
+            vec![hw("mock-server-stable", 80), hw("mock-server-canary", 20)]
+        );
+        // The header route keeps sending everything to the canary.
+        assert_eq!(dests(&out, "http", 0), vec![hw("mock-server-canary", 100)]);
+    }
+
+    #[test]
+    fn errors_name_the_virtual_service() {
+        let vs = vs_two_services();
+        let err =
+            set_weights(&vs, &routing(&["nope"]), &[], &host_split(), &desired(10, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::HttpRouteNotFound("nope".into()));
+        assert_eq!(
+            err.to_string(),
+            "VirtualService `vs`: HTTP Route 'nope' is not found in the defined Virtual Service."
+        );
+
+        let split = Split::Host {
+            canary_service: "other-canary",
+            stable_service: "mock-server-stable",
+        };
+        let err = set_weights(&vs, &routing(&["primary"]), &[], &split, &desired(10, vec![])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "VirtualService `vs`: Canary Service 'other-canary' not found in route"
+        );
+
+        let split = Split::Host {
+            canary_service: "mock-server-canary",
+            stable_service: "other-stable",
+        };
+        let err = set_weights(&vs, &routing(&["primary"]), &[], &split, &desired(10, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::StableServiceNotFound("other-stable".into()));
+
+        let no_http = json!({ "metadata": { "name": "vs" }, "spec": { "hosts": ["x"] } });
+        let err = set_weights(&no_http, &routing(&[]), &[], &host_split(), &desired(10, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::SpecHttpNotFound);
+        assert_eq!(err.to_string(), "VirtualService `vs`: spec.http not found");
+
+        let bad = json!({ "metadata": { "name": "vs" }, "spec": { "http": { "not": "a list" } } });
+        let err = set_weights(&bad, &routing(&[]), &[], &host_split(), &desired(10, vec![])).unwrap_err();
+        assert!(matches!(err.problem, Problem::InvalidField { .. }));
+
+        let empty = json!({ "metadata": { "name": "vs" }, "spec": { "http": [] } });
+        let err = set_weights(&empty, &routing(&[]), &[], &host_split(), &desired(10, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::NoRouteSelected);
+    }
+
+    #[test]
+    fn experiment_destinations() {
+        let mut vs = vs_two_services();
+        vs["spec"]["http"][0]["route"].as_array_mut().unwrap().extend([
+            json!({ "destination": { "host": "exp-b" }, "weight": 0 }),
+            json!({ "destination": { "host": "someone-else" }, "weight": 0 }),
+        ]);
+        let d = desired(
+            20,
+            vec![
+                dest("exp-c", 5, "h3"),
+                dest("exp-b", 10, "h2"),
+                dest("exp-a", 5, "h1"),
+            ],
+        );
+        assert_eq!(d.stable.weight, 60);
+        let out = set_weights(&vs, &routing(&["primary"]), &[], &host_split(), &d).unwrap();
+        // Existing experiment updated in place, unknown destination deleted, missing ones
+        // appended in host order; the stable gets the rest.
+        assert_eq!(
+            dests(&out, "http", 0),
+            vec![
+                hw("mock-server-stable", 60),
+                hw("mock-server-canary", 20),
+                hw("exp-b", 10),
+                hw("exp-a", 5),
+                hw("exp-c", 5),
+            ]
+        );
+        assert_eq!(
+            out["spec"]["http"][0]["route"][3],
+            json!({ "destination": { "host": "exp-a" }, "weight": 5 })
+        );
+        let read = current_weights(&out, &routing(&["primary"]), &[], &host_split()).unwrap();
+        assert_eq!(
+            read.additional.unwrap().iter().map(|a| a.weight).sum::<i32>(),
+            20,
+            "experiments are read back as additional"
+        );
+
+        // The experiment is over: its destinations go away.
+        let out = set_weights(
+            &out,
+            &routing(&["primary"]),
+            &[],
+            &host_split(),
+            &desired(20, vec![]),
+        )
+        .unwrap();
+        assert_eq!(
+            dests(&out, "http", 0),
+            vec![hw("mock-server-stable", 80), hw("mock-server-canary", 20)]
+        );
+
+        // Over-subscribed: the stable is floored at 0.
+        let out = set_weights(
+            &vs,
+            &routing(&["primary"]),
+            &[],
+            &host_split(),
+            &desired(90, vec![dest("exp-b", 30, "h")]),
+        )
+        .unwrap();
+        assert_eq!(dests(&out, "http", 0)[0], hw("mock-server-stable", 0));
+    }
+
+    // ---- weights: TLS and TCP ------------------------------------------------------------------
+
+    fn l4_route(port: Option<i64>, sni: &[&str], stable: i64) -> Value {
+        let mut block = Map::new();
+        if let Some(port) = port {
+            block.insert("port".into(), json!(port));
+        }
+        if !sni.is_empty() {
+            block.insert("sniHosts".into(), json!(sni));
+        }
+        json!({
+            "match": [block],
+            "route": [
+                { "destination": { "host": "mock-server-stable", "port": { "number": 443 } }, "weight": stable },
+                { "destination": { "host": "mock-server-canary", "port": { "number": 443 } }, "weight": 100 - stable },
+            ],
+        })
+    }
+
+    #[test]
+    fn tls_routes_by_port_and_sni_hosts() {
+        let vs = json!({
+            "metadata": { "name": "vs" },
+            "spec": { "tls": [
+                l4_route(Some(443), &["a.example.com", "b.example.com"], 100),
+                l4_route(Some(443), &["c.example.com"], 100),
+                l4_route(Some(8443), &["a.example.com", "b.example.com"], 100),
+            ] },
+        });
+        let r = IstioVirtualService {
+            name: "vs".into(),
+            tls_routes: Some(vec![TlsRoute {
+                port: Some(443),
+                sni_hosts: Some(vec!["b.example.com".into(), "a.example.com".into()]),
+            }]),
+            ..Default::default()
+        };
+        let out = set_weights(&vs, &r, &[], &host_split(), &desired(30, vec![])).unwrap();
+        assert_eq!(
+            dests(&out, "tls", 0),
+            vec![hw("mock-server-stable", 70), hw("mock-server-canary", 30)]
+        );
+        assert_eq!(out["spec"]["tls"][1], vs["spec"]["tls"][1]);
+        assert_eq!(out["spec"]["tls"][2], vs["spec"]["tls"][2]);
+        let read = current_weights(&out, &r, &[], &host_split()).unwrap();
+        assert_eq!((read.canary.weight, read.stable.weight), (30, 70));
+
+        let missing = IstioVirtualService {
+            tls_routes: Some(vec![TlsRoute {
+                port: Some(443),
+                sni_hosts: Some(vec!["z.example.com".into()]),
+            }]),
+            ..r.clone()
+        };
+        let err = set_weights(&vs, &missing, &[], &host_split(), &desired(30, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::NoMatchingTlsRoute);
+
+        // Without tlsRoutes there must be exactly one TLS route.
+        let err = set_weights(&vs, &routing(&[]), &[], &host_split(), &desired(30, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::AmbiguousTlsRoute);
+
+        // tlsRoutes listed but no spec.tls.
+        let http_only = vs_two_services();
+        let err = set_weights(&http_only, &r, &[], &host_split(), &desired(30, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::SpecTlsNotFound);
+    }
+
+    #[test]
+    fn tcp_routes_by_port() {
+        let mut multi_port = l4_route(Some(3000), &[], 100);
+        multi_port["match"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "port": 3001 }));
+        let vs = json!({
+            "metadata": { "name": "vs" },
+            "spec": { "tcp": [l4_route(Some(3000), &[], 100), multi_port.clone(), l4_route(Some(4000), &[], 100)] },
+        });
+        let r = IstioVirtualService {
+            name: "vs".into(),
+            tcp_routes: Some(vec![TcpRoute { port: Some(3000) }]),
+            ..Default::default()
+        };
+        let out = set_weights(&vs, &r, &[], &host_split(), &desired(40, vec![])).unwrap();
+        assert_eq!(
+            dests(&out, "tcp", 0),
+            vec![hw("mock-server-stable", 60), hw("mock-server-canary", 40)]
+        );
+        // A route matching several ports never matches.
+        assert_eq!(out["spec"]["tcp"][1], multi_port);
+        assert_eq!(out["spec"]["tcp"][2], vs["spec"]["tcp"][2]);
+
+        let err = set_weights(
+            &vs,
+            &IstioVirtualService {
+                tcp_routes: Some(vec![TcpRoute { port: Some(5000) }]),
+                ..r.clone()
+            },
+            &[],
+            &host_split(),
+            &desired(40, vec![]),
+        )
+        .unwrap_err();
+        assert_eq!(err.problem, Problem::NoMatchingTcpRoute);
+
+        // Single TCP route, none listed: it is used. HTTP and TCP together: both set.
+        let mut both = vs_two_services();
+        both["spec"]["tcp"] = json!([l4_route(None, &[], 100)]);
+        let out = set_weights(
+            &both,
+            &routing(&["primary"]),
+            &[],
+            &host_split(),
+            &desired(40, vec![]),
+        )
+        .unwrap();
+        assert_eq!(dests(&out, "tcp", 0)[1], hw("mock-server-canary", 40));
+        assert_eq!(dests(&out, "http", 0)[1], hw("mock-server-canary", 40));
+
+        let err = set_weights(&vs, &routing(&[]), &[], &host_split(), &desired(40, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::AmbiguousTcpRoute);
+    }
+
+    // ---- weights: subset split -----------------------------------------------------------------
+
+    /// Seed [Manifest 16]: the DestinationRule subsets get the hashes, the VirtualService
+    /// weights move by subset, and after promotion both subsets carry the same hash.
+    #[test]
+    fn seed_manifest_16_subset_split() {
+        let vs = doc(MANIFEST_16, "VirtualService");
+        let dr = doc(MANIFEST_16, "DestinationRule");
+        let istio = istio_of(MANIFEST_16);
+        let routing = istio.virtual_service.as_ref().unwrap();
+        let dr_spec = istio.destination_rule.as_ref().unwrap();
+
+        let updated = update_destination_rule(&dr, dr_spec, "mock-server", "new", "old", &[]).unwrap();
+        assert_eq!(
+            updated,
+            json!({
+                "apiVersion": "networking.istio.io/v1beta1",
+                "kind": "DestinationRule",
+                "metadata": {
+                    "name": "mock-server",
+                    "annotations": { "argo-rollouts.argoproj.io/managed-by-rollouts": "mock-server" },
+                },
+                "spec": {
+                    "host": "mock-server",
+                    "subsets": [
+                        { "name": "stable", "labels": { "app": "mock-server", "rollouts-pod-template-hash": "old" } },
+                        { "name": "canary", "labels": { "app": "mock-server", "rollouts-pod-template-hash": "new" } },
+                    ],
+                },
+            })
+        );
+
+        let mut current = vs.clone();
+        for (canary, stable) in [(20, 80), (40, 60), (100, 0), (0, 100)] {
+            current =
+                set_weights_subset_split(&current, routing, &[], dr_spec, &desired(canary, vec![])).unwrap();
+            let mut expected = vs.clone();
+            expected["spec"]["http"][0]["route"][0]["weight"] = json!(stable);
+            expected["spec"]["http"][0]["route"][1]["weight"] = json!(canary);
+            assert_eq!(current, expected);
+            let read = current_weights(&current, routing, &[], &Split::Subset(dr_spec)).unwrap();
+            assert_eq!((read.canary.weight, read.stable.weight), (canary, stable));
+        }
+
+        let promoted = update_destination_rule(&updated, dr_spec, "mock-server", "new", "new", &[]).unwrap();
+        for subset in promoted["spec"]["subsets"].as_array().unwrap() {
+            assert_eq!(subset["labels"]["rollouts-pod-template-hash"], "new");
+        }
+
+        // Subset missing from the route.
+        let dr_other = IstioDestinationRule {
+            canary_subset_name: "preview".into(),
+            ..dr_spec.clone()
+        };
+        let err = set_weights_subset_split(&vs, routing, &[], &dr_other, &desired(20, vec![])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "VirtualService `mock-server`: Canary DestinationRule subset 'preview' not found in route"
+        );
+        let dr_other = IstioDestinationRule {
+            stable_subset_name: "prod".into(),
+            ..dr_spec.clone()
+        };
+        let err = set_weights_subset_split(&vs, routing, &[], &dr_other, &desired(20, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::StableSubsetNotFound("prod".into()));
+    }
+
+    #[test]
+    fn additional_subsets_keep_their_weight() {
+        let vs = json!({
+            "metadata": { "name": "vs" },
+            "spec": { "http": [{ "name": "primary", "route": [
+                { "destination": { "host": "svc", "subset": "stable" }, "weight": 70 },
+                { "destination": { "host": "svc", "subset": "canary" }, "weight": 0 },
+                { "destination": { "host": "svc", "subset": "preview" }, "weight": 30 },
+                { "destination": { "host": "svc", "subset": "stray" }, "weight": 0 },
+            ] }] },
+        });
+        let dr = IstioDestinationRule {
+            name: "dr".into(),
+            canary_subset_name: "canary".into(),
+            stable_subset_name: "stable".into(),
+            additional_subset_names: Some(vec!["preview".into()]),
+        };
+        let out =
+            set_weights_subset_split(&vs, &routing(&["primary"]), &[], &dr, &desired(20, vec![])).unwrap();
+        let sub = |s: &str, w| ("svc".to_string(), Some(s.to_string()), w);
+        assert_eq!(
+            dests(&out, "http", 0),
+            vec![sub("stable", 50), sub("canary", 20), sub("preview", 30)]
+        );
+    }
+
+    // ---- header and mirror routes ----------------------------------------------------------------
+
+    fn header_step(name: &str, value: Option<StringMatch>) -> SetHeaderRoute {
+        SetHeaderRoute {
+            name: Some(name.into()),
+            r#match: Some(vec![HeaderRoutingMatch {
+                header_name: "version".into(),
+                header_value: value,
+            }]),
+        }
+    }
+
+    #[test]
+    fn header_route_is_appended_then_ordered() {
+        let vs = vs_two_services();
+        let managed = managed(&["set-header-1"]);
+        let step = header_step(
+            "set-header-1",
+            Some(StringMatch {
+                exact: Some("v2".into()),
+                ..Default::default()
+            }),
+        );
+        let out = set_header_route(
+            &vs,
+            &routing(&["primary"]),
+            &managed,
+            &step,
+            "mock-server-canary",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&out),
+            vec![Some("set-header-1".into()), Some("primary".into())]
+        );
+        assert_eq!(
+            out["spec"]["http"][0],
+            json!({
+                "name": "set-header-1",
+                "match": [{ "headers": { "version": { "exact": "v2" } } }],
+                "route": [{
+                    "destination": { "host": "mock-server-canary", "port": { "number": 8080 } },
+                    "weight": 100,
+                }],
+            })
+        );
+        assert_eq!(out["spec"]["http"][1], vs["spec"]["http"][0]);
+
+        // Applying again replaces rather than duplicates; a regex value.
+        let step2 = header_step(
+            "set-header-1",
+            Some(StringMatch {
+                regex: Some("v[23]".into()),
+                ..Default::default()
+            }),
+        );
+        let again = set_header_route(
+            &out,
+            &routing(&["primary"]),
+            &managed,
+            &step2,
+            "mock-server-canary",
+            None,
+        )
+        .unwrap();
+        assert_eq!(again["spec"]["http"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            again["spec"]["http"][0]["match"],
+            json!([{ "headers": { "version": { "regex": "v[23]" } } }])
+        );
+
+        // Empty match removes the route.
+        let remove = SetHeaderRoute {
+            name: Some("set-header-1".into()),
+            r#match: Some(vec![]),
+        };
+        let removed = set_header_route(
+            &again,
+            &routing(&["primary"]),
+            &managed,
+            &remove,
+            "mock-server-canary",
+            None,
+        )
+        .unwrap();
+        assert_eq!(removed, vs);
+
+        // No name.
+        let err = set_header_route(
+            &vs,
+            &routing(&["primary"]),
+            &managed,
+            &SetHeaderRoute::default(),
+            "mock-server-canary",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.problem, Problem::MissingRouteName);
+
+        // No spec.http.
+        let err = set_header_route(
+            &json!({ "metadata": { "name": "vs" }, "spec": {} }),
+            &routing(&[]),
+            &managed,
+            &step,
+            "c",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.problem, Problem::SpecHttpNotFound);
+    }
+
+    #[test]
+    fn header_route_in_subset_mode_uses_the_destination_rule_host() {
+        let vs = doc(MANIFEST_16, "VirtualService");
+        let dr = doc(MANIFEST_16, "DestinationRule");
+        let host = destination_rule_host(&dr).unwrap();
+        let out = set_header_route(
+            &vs,
+            &routing(&["primary"]),
+            &managed(&["hdr"]),
+            &header_step(
+                "hdr",
+                Some(StringMatch {
+                    prefix: Some("v".into()),
+                    ..Default::default()
+                }),
+            ),
+            host,
+            Some("canary"),
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["http"][0]["route"],
+            json!([{ "destination": { "host": "mock-server", "subset": "canary" }, "weight": 100 }])
+        );
+        assert_eq!(
+            out["spec"]["http"][0]["match"],
+            json!([{ "headers": { "version": { "prefix": "v" } } }])
+        );
+    }
+
+    #[test]
+    fn mirror_route_is_prepended_ordered_and_weighted() {
+        let vs = set_weights(
+            &vs_two_services(),
+            &routing(&["primary"]),
+            &[],
+            &host_split(),
+            &desired(20, vec![]),
+        )
+        .unwrap();
+        let managed = managed(&["header", "mirror"]);
+        let r = routing(&["primary"]);
+        let with_header = set_header_route(
+            &vs,
+            &r,
+            &managed,
+            &header_step(
+                "header",
+                Some(StringMatch {
+                    exact: Some("v2".into()),
+                    ..Default::default()
+                }),
+            ),
+            "mock-server-canary",
+            None,
+        )
+        .unwrap();
+        let step = SetMirrorRoute {
+            name: "mirror".into(),
+            r#match: Some(vec![RouteMatch {
+                method: Some(StringMatch {
+                    exact: Some("GET".into()),
+                    ..Default::default()
+                }),
+                path: Some(StringMatch {
+                    prefix: Some("/api".into()),
+                    ..Default::default()
+                }),
+                headers: Some(
+                    [(
+                        "x-debug".to_string(),
+                        StringMatch {
+                            exact: Some("1".into()),
+                            ..Default::default()
+                        },
+                    )]
+                    .into(),
+                ),
+            }]),
+            percentage: None,
+        };
+        let out = set_mirror_route(&with_header, &r, &managed, &step, "mock-server-canary", None).unwrap();
+        // Prepended, then ordered by managedRoutes: header, mirror, then the rest.
+        assert_eq!(
+            names(&out),
+            vec![
+                Some("header".into()),
+                Some("mirror".into()),
+                Some("primary".into())
+            ]
+        );
+        assert_eq!(
+            out["spec"]["http"][1],
+            json!({
+                "name": "mirror",
+                "match": [{
+                    "method": { "exact": "GET" },
+                    "uri": { "prefix": "/api" },
+                    "headers": { "x-debug": { "exact": "1" } },
+                }],
+                "route": vs["spec"]["http"][0]["route"].clone(),
+                "mirror": { "host": "mock-server-canary", "port": { "number": 8080 } },
+                "mirrorPercentage": { "value": 100 },
+            })
+        );
+
+        // setWeight also moves the managed mirror route's copy of the weights.
+        let moved = set_weights(&out, &r, &managed, &host_split(), &desired(40, vec![])).unwrap();
+        let expected = vec![hw("mock-server-stable", 60), hw("mock-server-canary", 40)];
+        assert_eq!(dests(&moved, "http", 1), expected);
+        assert_eq!(dests(&moved, "http", 2), expected);
+        assert_eq!(dests(&moved, "http", 0), vec![hw("mock-server-canary", 100)]);
+        assert_eq!(
+            names(&moved),
+            vec![
+                Some("header".into()),
+                Some("mirror".into()),
+                Some("primary".into())
+            ]
+        );
+
+        // A percentage and a subset.
+        let step = SetMirrorRoute {
+            percentage: Some(35),
+            ..step
+        };
+        let out = set_mirror_route(&vs, &r, &managed, &step, "svc", Some("canary")).unwrap();
+        assert_eq!(out["spec"]["http"][0]["mirrorPercentage"], json!({ "value": 35 }));
+        assert_eq!(
+            out["spec"]["http"][0]["mirror"],
+            json!({ "host": "svc", "subset": "canary", "port": { "number": 8080 } })
+        );
+
+        // Empty match removes it again.
+        let remove = SetMirrorRoute {
+            name: "mirror".into(),
+            r#match: None,
+            percentage: None,
+        };
+        let removed = set_mirror_route(&out, &r, &managed, &remove, "svc", None).unwrap();
+        assert_eq!(removed, vs);
+
+        // No weighted route to copy.
+        let err = set_mirror_route(&vs, &routing(&["nope"]), &managed, &step, "svc", None).unwrap_err();
+        assert_eq!(err.problem, Problem::HttpRouteNotFound("nope".into()));
+    }
+
+    #[test]
+    fn ordering_and_removal_of_managed_routes() {
+        let route = |name: Option<&str>| match name {
+            Some(n) => json!({ "name": n, "route": [] }),
+            None => json!({ "route": [] }),
+        };
+        let vs = json!({
+            "metadata": { "name": "vs" },
+            "spec": { "http": [
+                route(Some("a")), route(None), route(Some("m2")), route(Some("b")), route(Some("m1")),
+            ] },
+        });
+        let managed = managed(&["m1", "m2", "absent"]);
+        let ordered = order_routes(&vs, &managed).unwrap();
+        assert_eq!(
+            names(&ordered),
+            vec![
+                Some("m1".into()),
+                Some("m2".into()),
+                Some("a".into()),
+                None,
+                Some("b".into())
+            ]
+        );
+        assert_eq!(order_routes(&vs, &[]).unwrap(), vs);
+
+        let removed = remove_managed_routes(&ordered, &["m1", "m2", "absent"]).unwrap();
+        assert_eq!(names(&removed), vec![Some("a".into()), None, Some("b".into())]);
+
+        let tls_only = json!({ "metadata": { "name": "vs" }, "spec": { "tls": [] } });
+        assert_eq!(remove_managed_routes(&tls_only, &["m1"]).unwrap(), tls_only);
+    }
+
+    #[test]
+    fn restore_routes_everything_to_stable() {
+        let r = routing(&["primary"]);
+        let managed = managed(&["header"]);
+        let vs = set_weights(
+            &vs_two_services(),
+            &r,
+            &[],
+            &host_split(),
+            &desired(40, vec![dest("exp", 10, "h")]),
+        )
+        .unwrap();
+        let vs = set_header_route(
+            &vs,
+            &r,
+            &managed,
+            &header_step("header", None),
+            "mock-server-canary",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            vs["spec"]["http"][0]["match"],
+            json!([{ "headers": { "version": {} } }])
+        );
+        let restored = restore_stable(&vs, &r, &managed, &host_split()).unwrap();
+        assert_eq!(restored, vs_two_services());
+    }
+
+    // ---- DestinationRule -------------------------------------------------------------------------
+
+    #[test]
+    fn destination_rule_keeps_what_it_does_not_own() {
+        let dr = json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": { "name": "dr", "annotations": { "owner": "team-a" }, "resourceVersion": "9" },
+            "spec": {
+                "host": "svc.ns.svc.cluster.local",
+                "trafficPolicy": { "tls": { "mode": "ISTIO_MUTUAL" } },
+                "exportTo": ["."],
+                "subsets": [
+                    { "name": "canary", "labels": { "app": "svc", "rollouts-pod-template-hash": "old-canary" },
+                      "trafficPolicy": { "loadBalancer": { "simple": "ROUND_ROBIN" } } },
+                    { "name": "stable" },
+                    { "name": "legacy", "labels": { "version": "v0" } },
+                    { "name": "exp-b", "labels": { "rollouts-pod-template-hash": "stale" } },
+                ],
+            },
+        });
+        let spec = IstioDestinationRule {
+            name: "dr".into(),
+            canary_subset_name: "canary".into(),
+            stable_subset_name: "stable".into(),
+            additional_subset_names: None,
+        };
+        let out = update_destination_rule(&dr, &spec, "ro", "", "abc", &[("exp-a", "h1"), ("exp-b", "h2")])
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": {
+                    "name": "dr",
+                    "annotations": { "owner": "team-a", "argo-rollouts.argoproj.io/managed-by-rollouts": "ro" },
+                    "resourceVersion": "9",
+                },
+                "spec": {
+                    "host": "svc.ns.svc.cluster.local",
+                    "trafficPolicy": { "tls": { "mode": "ISTIO_MUTUAL" } },
+                    "exportTo": ["."],
+                    "subsets": [
+                        // Empty canary hash: label removed, the rest of the subset kept.
+                        { "name": "canary", "labels": { "app": "svc" },
+                          "trafficPolicy": { "loadBalancer": { "simple": "ROUND_ROBIN" } } },
+                        { "name": "stable", "labels": { "rollouts-pod-template-hash": "abc" } },
+                        { "name": "legacy", "labels": { "version": "v0" } },
+                        { "name": "exp-b", "labels": { "rollouts-pod-template-hash": "h2" } },
+                        { "name": "exp-a", "labels": { "rollouts-pod-template-hash": "h1" } },
+                    ],
+                },
+            })
+        );
+        // Idempotent.
+        assert_eq!(
+            update_destination_rule(&out, &spec, "ro", "", "abc", &[("exp-a", "h1"), ("exp-b", "h2")])
+                .unwrap(),
+            out
+        );
+
+        let released = release_destination_rule(&out);
+        assert_eq!(released["metadata"]["annotations"], json!({ "owner": "team-a" }));
+        for subset in released["spec"]["subsets"].as_array().unwrap() {
+            assert!(
+                subset["labels"].get("rollouts-pod-template-hash").is_none(),
+                "{subset}"
+            );
+        }
+        assert_eq!(released["spec"]["trafficPolicy"], dr["spec"]["trafficPolicy"]);
+        assert_eq!(released["spec"]["subsets"][2], dr["spec"]["subsets"][2]);
+
+        // No metadata and no subsets at all.
+        let bare = json!({ "spec": { "host": "svc" } });
+        let out = update_destination_rule(&bare, &spec, "ro", "a", "b", &[]).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "metadata": { "annotations": { "argo-rollouts.argoproj.io/managed-by-rollouts": "ro" } },
+                "spec": { "host": "svc" },
+            })
+        );
+        let err = update_destination_rule(&json!({ "spec": { "subsets": 3 } }), &spec, "ro", "a", "b", &[])
+            .unwrap_err();
+        assert_eq!(err.kind, ObjectKind::DestinationRule);
+        assert_eq!(err.name, "dr");
+    }
+
+    // ---- references ------------------------------------------------------------------------------
+
+    #[test]
+    fn virtual_service_references() {
+        let p = |r: &str| parse_virtual_service_ref(r, "rollout-ns");
+        assert_eq!(p("vs"), ("vs".into(), "rollout-ns".into()));
+        assert_eq!(p("vs.other"), ("vs".into(), "other".into()));
+        assert_eq!(p("vs.other.svc.cluster.local"), ("vs".into(), "other".into()));
+        assert_eq!(p("vs.other.cluster.local"), ("vs".into(), "other".into()));
+        assert_eq!(p("vs."), ("vs".into(), "rollout-ns".into()));
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod istio;
 pub mod nginx;
+pub mod plan;
 
 use std::fmt;
 
@@ -241,7 +242,8 @@ pub fn set_canary_scale_in_force(
 pub struct TrafficRoutedInput<'a> {
     /// `spec.replicas` of the Rollout (R).
     pub replicas: i32,
-    /// `trafficRouting.maxTrafficWeight` with its default 100 (Wmax).
+    /// `trafficRouting.maxTrafficWeight` with its default 100 (Wmax); must be positive (0, as in
+    /// `Default`, makes every count 0).
     pub max_weight: i32,
     /// The canary traffic weight of this reconcile (W): the current `setWeight`, 0 while
     /// aborted, Wmax when fully promoted or past the last step.

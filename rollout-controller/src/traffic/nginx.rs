@@ -428,7 +428,8 @@ mod tests {
         };
         let canary = canary_ingress(&stable, &params(&nginx(), 0)).unwrap();
         let spec = canary.spec.unwrap();
-        let paths = &spec.rules.unwrap()[0].http.as_ref().unwrap().paths;
+        let rules = spec.rules.clone().unwrap();
+        let paths = &rules[0].http.as_ref().unwrap().paths;
         assert!(
             paths
                 .iter()

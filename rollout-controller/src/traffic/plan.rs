@@ -1,0 +1,361 @@
+//! The traffic-routing step of a canary reconcile (Argo's `reconcileTrafficRouting`): decide the
+//! weight for this reconcile, rewrite the router objects (Istio VirtualServices and
+//! DestinationRule, NGINX canary Ingresses) and record the weights in the status.
+
+use k8s_openapi::api::networking::v1::Ingress;
+use serde_json::Value;
+use shared_types::{
+    constants::event_reason,
+    field_error::FieldError,
+    rollout::{
+        CanaryStrategy, IstioTrafficRouting, IstioVirtualService, Rollout, RolloutTrafficRouting,
+        TrafficWeights, WeightDestination,
+    },
+};
+
+use super::{
+    DesiredWeights, TrafficError,
+    istio::{self, Split},
+    nginx,
+};
+use crate::{
+    plan::{Action, Ctx},
+    replicaset as rsutil,
+};
+
+/// The VirtualServices a Rollout routes through: `virtualService` and `virtualServices[]`.
+pub fn virtual_services(istio: &IstioTrafficRouting) -> Vec<&IstioVirtualService> {
+    istio
+        .virtual_service
+        .iter()
+        .chain(istio.virtual_services.iter().flatten())
+        .collect()
+}
+
+/// The stable Ingresses an NGINX canary is cloned from.
+pub fn stable_ingresses(tr: &RolloutTrafficRouting) -> Vec<String> {
+    tr.nginx
+        .as_ref()
+        .map(|n| {
+            n.stable_ingress
+                .iter()
+                .chain(n.stable_ingresses.iter().flatten())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn split<'a>(istio: &'a IstioTrafficRouting, canary: &'a CanaryStrategy) -> Split<'a> {
+    match &istio.destination_rule {
+        Some(dr) => Split::Subset(dr),
+        None => Split::Host {
+            canary_service: canary.canary_service.as_deref().unwrap_or_default(),
+            stable_service: canary.stable_service.as_deref().unwrap_or_default(),
+        },
+    }
+}
+
+fn managed_routes(tr: &RolloutTrafficRouting) -> Vec<shared_types::rollout::ManagedRoute> {
+    tr.managed_routes.clone().unwrap_or_default()
+}
+
+/// Checks that the routing objects exist and can be routed (what Argo's reference validation
+/// reports as InvalidSpec): every VirtualService exists and its routes contain the canary and
+/// stable destinations; the DestinationRule and stable Ingresses exist.
+pub fn validate(
+    rollout: &Rollout,
+    virtual_services_found: &std::collections::BTreeMap<String, Value>,
+    destination_rule: Option<&Value>,
+    ingresses: &std::collections::BTreeMap<String, Ingress>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let Some(canary) = &rollout.spec.strategy.canary else {
+        return errors;
+    };
+    let Some(tr) = &canary.traffic_routing else {
+        return errors;
+    };
+    if let Some(istio) = &tr.istio {
+        let path = "spec.strategy.canary.trafficRouting.istio";
+        for (i, vs_ref) in virtual_services(istio).into_iter().enumerate() {
+            let field = if istio.virtual_service.is_some() && i == 0 {
+                format!("{path}.virtualService.name")
+            } else {
+                format!(
+                    "{path}.virtualServices[{}].name",
+                    i - usize::from(istio.virtual_service.is_some())
+                )
+            };
+            match virtual_services_found.get(&vs_ref.name) {
+                None => errors.push(FieldError::new(
+                    field,
+                    format!(
+                        "Invalid value: {:?}: virtualservices.networking.istio.io {:?} not found",
+                        vs_ref.name, vs_ref.name
+                    ),
+                )),
+                Some(vs) => {
+                    let desired = DesiredWeights::new(
+                        100,
+                        WeightDestination::default(),
+                        WeightDestination::default(),
+                        Vec::new(),
+                    );
+                    if let Err(e) =
+                        istio::set_weights(vs, vs_ref, &managed_routes(tr), &split(istio, canary), &desired)
+                    {
+                        errors.push(FieldError::new(
+                            field,
+                            format!("Invalid value: {:?}: {e}", vs_ref.name),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(dr) = &istio.destination_rule
+            && destination_rule.is_none()
+        {
+            errors.push(FieldError::new(
+                format!("{path}.destinationRule.name"),
+                format!(
+                    "Invalid value: {:?}: destinationrules.networking.istio.io {:?} not found",
+                    dr.name, dr.name
+                ),
+            ));
+        }
+    }
+    for name in stable_ingresses(tr) {
+        if !ingresses.contains_key(&name) {
+            errors.push(FieldError::new(
+                "spec.strategy.canary.trafficRouting.nginx.stableIngress",
+                format!("Invalid value: {name:?}: ingresses.networking.k8s.io {name:?} not found"),
+            ));
+        }
+    }
+    errors
+}
+
+/// Runs the traffic-routing step and returns the weights to record in the status.
+pub fn reconcile(ctx: &mut Ctx, canary: &CanaryStrategy, at_desired_counts: bool) -> Option<TrafficWeights> {
+    let tr = canary.traffic_routing.as_ref()?;
+    let max = canary.max_traffic_weight();
+    let recorded = ctx.old.canary.as_ref().and_then(|c| c.weights.clone());
+    let stable_hash = ctx.old.stable_rs.clone().unwrap_or_default();
+    let new_hash = ctx
+        .new_rs()
+        .and_then(rsutil::hash)
+        .map(str::to_string)
+        .unwrap_or_default();
+    let fully_promoted = !stable_hash.is_empty() && stable_hash == new_hash;
+    let new_available = ctx.new_rs().map_or(0, rsutil::available_replicas);
+    let steps = canary.steps();
+    let index = usize::try_from(ctx.old.current_step_index.unwrap_or(0)).unwrap_or(0);
+
+    let (weight, remove_managed) =
+        if fully_promoted || ctx.is_aborted() || ctx.new_rs.is_none() || new_available == 0 {
+            (0, true)
+        } else if ctx.old.promote_full.unwrap_or(false) {
+            (recorded.as_ref().map_or(0, |w| w.canary.weight), true)
+        } else if index >= steps.len() {
+            (max, false)
+        } else {
+            // Until the canary has the pods for the current weight, keep the previous one.
+            let upto = if at_desired_counts { index + 1 } else { index };
+            let w = steps[..upto].iter().rev().find_map(|s| s.set_weight).unwrap_or(0);
+            (w, false)
+        };
+    // Never move traffic onto stable pods that are not there to take it (dynamicStableScale).
+    let weight = match (ctx.distinct_stable(), &recorded) {
+        (Some(s), Some(prev)) if !ctx.is_aborted() => {
+            let needed = (max - weight) * ctx.replicas / max.max(1);
+            if rsutil::available_replicas(&ctx.rss[s]) < needed {
+                prev.canary.weight
+            } else {
+                weight
+            }
+        }
+        _ => weight,
+    };
+    let canary_hash = if fully_promoted || new_hash.is_empty() {
+        stable_hash.clone()
+    } else {
+        new_hash.clone()
+    };
+    let desired = DesiredWeights::new(
+        max,
+        WeightDestination {
+            weight,
+            service_name: canary.canary_service.clone(),
+            pod_template_hash: Some(canary_hash.clone()),
+        },
+        WeightDestination {
+            weight: 0,
+            service_name: canary.stable_service.clone(),
+            pod_template_hash: Some(stable_hash.clone()),
+        },
+        Vec::new(),
+    );
+    let previous = recorded.as_ref().map(|w| w.canary.weight);
+    let mut failed = None;
+    if let Some(istio) = &tr.istio {
+        if let Err(e) = reconcile_istio(
+            ctx,
+            canary,
+            tr,
+            istio,
+            &desired,
+            &canary_hash,
+            &stable_hash,
+            remove_managed,
+        ) {
+            failed = Some(e);
+        }
+    }
+    if tr.nginx.is_some()
+        && let Err(e) = reconcile_nginx(ctx, canary, tr, weight, fully_promoted || ctx.is_aborted())
+    {
+        failed = Some(e);
+    }
+    if let Some(e) = failed {
+        // The routing objects changed under us or are malformed: report, keep the old weights.
+        ctx.warning("TrafficRoutingError", e.to_string());
+        return recorded;
+    }
+    if previous != Some(weight) {
+        let message = match previous {
+            Some(p) => format!("Traffic weight updated from {p} to {weight}"),
+            None => format!("Traffic weight updated to {weight}"),
+        };
+        ctx.event(event_reason::TRAFFIC_WEIGHT_UPDATED, message);
+    }
+    Some(desired.to_traffic_weights(None))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reconcile_istio(
+    ctx: &mut Ctx,
+    canary: &CanaryStrategy,
+    tr: &RolloutTrafficRouting,
+    istio: &IstioTrafficRouting,
+    desired: &DesiredWeights,
+    canary_hash: &str,
+    stable_hash: &str,
+    remove_managed: bool,
+) -> Result<(), TrafficError> {
+    let routes = managed_routes(tr);
+    if let Some(dr_spec) = &istio.destination_rule
+        && let Some(dr) = ctx.destination_rule.clone()
+    {
+        // Subsets only move to ReplicaSets that can take all the traffic they may get.
+        let ready = |i: Option<usize>| i.is_none_or(|i| rsutil::is_fully_available(&ctx.rss[i]));
+        let canary_ready = ctx.is_aborted() || ready(ctx.new_rs);
+        if canary_ready && ready(ctx.stable_rs) {
+            let name = ctx.name().to_string();
+            let updated = istio::update_destination_rule(&dr, dr_spec, &name, canary_hash, stable_hash, &[])?;
+            if updated != dr {
+                ctx.plan
+                    .actions
+                    .push(Action::UpdateDestinationRule(Box::new(updated.clone())));
+                ctx.destination_rule = Some(updated);
+            }
+        } else {
+            ctx.requeue(std::time::Duration::from_secs(2));
+        }
+    }
+    let step = usize::try_from(ctx.old.current_step_index.unwrap_or(0))
+        .ok()
+        .and_then(|i| canary.steps().get(i));
+    let revision: i64 = ctx.rollout_revision().parse().unwrap_or(0);
+    let managed_names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
+    let split = split(istio, canary);
+    for vs_ref in virtual_services(istio) {
+        let Some(vs) = ctx.virtual_services.get(&vs_ref.name).cloned() else {
+            continue;
+        };
+        let mut updated = istio::set_weights(&vs, vs_ref, &routes, &split, desired)?;
+        if remove_managed && !managed_names.is_empty() {
+            updated = istio::remove_managed_routes(&updated, &managed_names)?;
+        } else if revision > 1
+            && let Some(step) = step
+        {
+            let (host, subset) = match &istio.destination_rule {
+                Some(dr) => (
+                    istio::destination_rule_host(ctx.destination_rule.as_ref().unwrap_or(&Value::Null))
+                        .unwrap_or_default()
+                        .to_string(),
+                    Some(dr.canary_subset_name.as_str()),
+                ),
+                None => (canary.canary_service.clone().unwrap_or_default(), None),
+            };
+            if let Some(h) = &step.set_header_route {
+                updated = istio::set_header_route(&updated, vs_ref, &routes, h, &host, subset)?;
+            }
+            if let Some(m) = &step.set_mirror_route {
+                updated = istio::set_mirror_route(&updated, vs_ref, &routes, m, &host, subset)?;
+            }
+        }
+        if updated != vs {
+            ctx.plan.actions.push(Action::UpdateVirtualService(
+                vs_ref.name.clone(),
+                Box::new(updated.clone()),
+            ));
+            ctx.event(
+                "Updated VirtualService",
+                format!(
+                    "VirtualService `{}` set to desiredWeight '{}'",
+                    vs_ref.name, desired.canary.weight
+                ),
+            );
+            ctx.virtual_services.insert(vs_ref.name.clone(), updated);
+        }
+    }
+    Ok(())
+}
+
+fn reconcile_nginx(
+    ctx: &mut Ctx,
+    canary: &CanaryStrategy,
+    tr: &RolloutTrafficRouting,
+    weight: i32,
+    done: bool,
+) -> Result<(), TrafficError> {
+    let Some(spec) = &tr.nginx else { return Ok(()) };
+    let name = ctx.name().to_string();
+    let uid = ctx.rollout.metadata.uid.clone().unwrap_or_default();
+    for stable_name in stable_ingresses(tr) {
+        let canary_name = nginx::canary_ingress_name(&name, &stable_name);
+        let existing = ctx.ingresses.get(&canary_name).cloned();
+        if done && weight == 0 {
+            // The update is over (promoted or aborted): the canary Ingress goes away.
+            if existing.is_some() {
+                ctx.plan.actions.push(Action::DeleteIngress(canary_name));
+            }
+            continue;
+        }
+        let Some(stable) = ctx.ingresses.get(&stable_name).cloned() else {
+            continue;
+        };
+        let params = nginx::CanaryIngressParams {
+            rollout_name: &name,
+            rollout_uid: &uid,
+            nginx: spec,
+            max_traffic_weight: tr.max_traffic_weight,
+            canary_service: canary.canary_service.as_deref().unwrap_or_default(),
+            stable_service: canary.stable_service.as_deref().unwrap_or_default(),
+            weight,
+        };
+        let desired = nginx::canary_ingress(&stable, &params)?;
+        let write = match &existing {
+            None => Some(desired),
+            Some(current) => nginx::update_canary_ingress(current, &desired, &uid, spec.annotation_prefix())?,
+        };
+        if let Some(ingress) = write {
+            ctx.plan
+                .actions
+                .push(Action::ApplyIngress(Box::new(ingress.clone())));
+            ctx.ingresses.insert(canary_name, ingress);
+        }
+    }
+    Ok(())
+}
