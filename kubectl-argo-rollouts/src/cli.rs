@@ -202,7 +202,7 @@ pub struct StatusArgs {
     #[arg(value_name = "ROLLOUT_NAME")]
     pub name: String,
     /// Watch the status of the rollout until it's done (use --watch=false to print it once)
-    #[arg(short = 'w', long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[arg(short = 'w', long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
     pub watch: bool,
     /// The length of time to watch before giving up (e.g. 1s, 2m, 3h; 0 means wait forever)
     #[arg(short = 't', long, default_value = "0")]
@@ -425,6 +425,10 @@ mod tests {
             Command::Get(GetCommand::Rollout(a)) => assert!(a.watch && a.no_color && a.name == "demo"),
             other => panic!("unexpected {other:?}"),
         }
+        let cli = Cli::try_parse_from(["k", "status", "-w", "demo"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Status(StatusArgs { watch: true, ref name, .. }) if name == "demo")
+        );
         let cli = Cli::try_parse_from(["k", "status", "demo", "--watch=false", "--context", "c"]).unwrap();
         assert_eq!(cli.global.context.as_deref(), Some("c"));
         match cli.command {

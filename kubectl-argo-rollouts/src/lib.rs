@@ -14,6 +14,7 @@
 //! * [`error`] — the error type and how errors are shown (`Error: ...`, exit codes).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod cmd;

@@ -160,7 +160,7 @@ fn unknown_fields(input: &Value, kept: &Value, path: &str, out: &mut Vec<FieldEr
 }
 
 /// Decodes `doc` as `T` and reports unknown fields too.
-fn decode_strict<T: DeserializeOwned + serde::Serialize>(doc: &Value) -> Result<T, Vec<FieldError>> {
+pub fn decode_strict<T: DeserializeOwned + serde::Serialize>(doc: &Value) -> Result<T, Vec<FieldError>> {
     let typed: T = decode(doc).map_err(|e| vec![e])?;
     let kept = serde_json::to_value(&typed).map_err(|e| vec![FieldError::new("<root>", e.to_string())])?;
     let mut unknown = Vec::new();

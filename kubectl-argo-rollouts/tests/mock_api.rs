@@ -586,16 +586,168 @@ async fn wait_for_healthy_and_degraded_exit_codes() {
         o.err
     );
 
-    let degraded = rollout(
+    let mut degraded = rollout(
         json!({"observedGeneration": "2", "phase": "Degraded", "message": "RolloutAborted: Rollout aborted update to revision 2"}),
     );
+    // Watch events always carry a resourceVersion (the watcher relies on it).
+    degraded["metadata"]["resourceVersion"] = json!("13");
     let mut exchanges = vec![ok(Method::GET, RO, paused_rollout())];
     exchanges.extend(list_then_watch(paused_rollout(), vec![("MODIFIED", degraded)]));
-    let o = run(&["wait", "mock-server", "--for", "healthy"], exchanges).await;
+    let o = run(
+        &["wait", "mock-server", "--for", "healthy", "--timeout", "10s"],
+        exchanges,
+    )
+    .await;
     assert_eq!(o.status, ExitStatus::Degraded);
     assert_eq!(o.status.code(), 3);
     assert_eq!(
         o.err,
         "Error: rollout 'mock-server' is Degraded: RolloutAborted: Rollout aborted update to revision 2\n"
     );
+}
+
+/// Answers requests by path (for commands whose requests come concurrently): lists return the
+/// given objects, watches are left open without events.
+async fn route(mut handle: Mock, objects: Vec<(&'static str, Value)>) {
+    let mut open_watches = Vec::new();
+    while let Some((request, send)) = handle.next_request().await {
+        let uri = request.uri().to_string();
+        if uri.contains("watch=true") {
+            // Keep the watch pending, as a quiet API server would.
+            open_watches.push(send);
+            continue;
+        }
+        let (path, _) = uri.split_once('?').unwrap_or((&uri, ""));
+        let body = match objects.iter().find(|(p, _)| *p == path) {
+            Some((_, object)) => object.clone(),
+            None => {
+                let kind = if path.ends_with("/rollouts") {
+                    "RolloutList"
+                } else {
+                    "List"
+                };
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(path) && p[path.len()..].starts_with('/'))
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "10"}, "items": items})
+            }
+        };
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_rollout_watch_redraws_until_timeout() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let mut ro = paused_rollout();
+    ro["metadata"]["resourceVersion"] = json!("10");
+    ro["metadata"]["creationTimestamp"] = json!("2025-06-01T10:00:00Z");
+    let server = tokio::spawn(route(handle, vec![(RO, ro)]));
+    let session = Session::new(kube::Client::new(service, "default"), "default");
+    let cli = Cli::try_parse_from([
+        "k",
+        "get",
+        "rollout",
+        "mock-server",
+        "--watch",
+        "--timeout-seconds",
+        "2",
+    ])
+    .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        stdout_is_terminal: false,
+    };
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        run_with_session(cli.command, &session, &mut io),
+    )
+    .await
+    .expect("the watch ends at its timeout")
+    .unwrap();
+    server.abort();
+    let out = String::from_utf8(out).unwrap();
+    let frames: Vec<&str> = out
+        .split(kubectl_argo_rollouts::render::CLEAR_SCREEN)
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(
+        frames.len() >= 2,
+        "expected the first drawing and at least one redraw: {out:?}"
+    );
+    for frame in frames {
+        assert!(frame.starts_with("Name:            mock-server\n"), "{frame}");
+        assert!(frame.contains("Status:          ॥ Paused\n"), "{frame}");
+    }
+}
+
+#[tokio::test]
+async fn create_from_file() {
+    let dir = std::env::temp_dir().join(format!("kar-create-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rollout.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: mock-server\nspec:\n  replicas: 1\n  strategy:\n    blueGreen:\n      activeService: a\n",
+    )
+    .unwrap();
+    let created = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "mock-server"},
+        "spec": {"replicas": 1, "strategy": {"blueGreen": {"activeService": "a"}}}});
+    let o = run(
+        &["create", "-f", file.to_str().unwrap()],
+        vec![Exchange {
+            body: Some(created.clone()),
+            ..ok(
+                Method::POST,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts?",
+                created,
+            )
+        }],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.out.as_str()),
+        (ExitStatus::Success, "rollout.argoproj.io/mock-server created\n"),
+        "{}",
+        o.err
+    );
+
+    std::fs::write(&file, "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n").unwrap();
+    let o = run(&["create", "-f", file.to_str().unwrap()], vec![]).await;
+    assert_eq!(o.err, "Error: creates of v1/Service unsupported\n");
+}
+
+#[tokio::test]
+async fn list_rollouts() {
+    let list = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "RolloutList", "metadata": {}, "items": [paused_rollout()]});
+    let o = run(
+        &["list", "rollouts"],
+        vec![ok(
+            Method::GET,
+            "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts?",
+            list,
+        )],
+    )
+    .await;
+    assert_eq!(
+        o.out,
+        "NAME         STRATEGY   STATUS        STEP  SET-WEIGHT  READY  DESIRED  UP-TO-DATE  AVAILABLE\n\
+         mock-server  Canary     Paused        1/3   20          0/0    5        0           0        \n"
+    );
+    let empty =
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "RolloutList", "metadata": {}, "items": []});
+    let o = run(
+        &["list", "ro", "-A"],
+        vec![ok(Method::GET, "/apis/argoproj.io/v1alpha1/rollouts?", empty)],
+    )
+    .await;
+    assert_eq!((o.out.as_str(), o.err.as_str()), ("", "No resources found.\n"));
 }

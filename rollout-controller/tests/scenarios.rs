@@ -199,7 +199,7 @@ impl World {
             let prefix = format!("{}-", rs.metadata.name.clone().unwrap_or_default());
             let owned = |p: &Pod| p.metadata.name.as_deref().is_some_and(|n| n.starts_with(&prefix));
             while self.pods.iter().filter(|p| owned(p)).count() > want {
-                let last = self.pods.iter().rposition(|p| owned(p)).expect("an owned pod");
+                let last = self.pods.iter().rposition(&owned).expect("an owned pod");
                 self.pods.remove(last);
                 changed = true;
             }
@@ -246,10 +246,8 @@ impl World {
 
     fn set_image(&mut self, image: &str) {
         self.edit_spec(|r| {
-            if let Some(t) = r.spec.template.as_mut() {
-                if let Some(s) = t.spec.as_mut() {
-                    s.containers[0].image = Some(image.into());
-                }
+            if let Some(s) = r.spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+                s.containers[0].image = Some(image.into());
             }
         });
     }
@@ -293,7 +291,7 @@ impl World {
     }
 
     fn advance(&mut self, secs: i64) {
-        self.now = self.now + SignedDuration::from_secs(secs);
+        self.now += SignedDuration::from_secs(secs);
     }
 
     fn phase(&self) -> (String, String) {

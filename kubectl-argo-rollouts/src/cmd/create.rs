@@ -22,7 +22,7 @@ use crate::{
     cli::{CreateArgs, GetExperimentArgs},
     error::Error,
     kube::Session,
-    manifest::{GROUP, Kind, decode, read_documents},
+    manifest::{GROUP, Kind, decode_strict, read_documents},
 };
 
 fn api_resource(kind: Kind) -> ApiResource {
@@ -35,16 +35,20 @@ fn api_resource(kind: Kind) -> ApiResource {
     }
 }
 
-/// Checks that `doc` decodes as its kind (Argo refuses documents that do not).
+/// Checks that `doc` decodes as its kind, without unknown fields (Argo refuses such documents
+/// rather than letting the API server drop the fields silently).
 fn check_types(kind: Kind, doc: &Value) -> Result<(), Error> {
     let result = match kind {
-        Kind::Rollout => decode::<Rollout>(doc).map(drop),
-        Kind::Experiment => decode::<Experiment>(doc).map(drop),
-        Kind::AnalysisTemplate => decode::<AnalysisTemplate>(doc).map(drop),
-        Kind::ClusterAnalysisTemplate => decode::<ClusterAnalysisTemplate>(doc).map(drop),
-        Kind::AnalysisRun => decode::<AnalysisRun>(doc).map(drop),
+        Kind::Rollout => decode_strict::<Rollout>(doc).map(drop),
+        Kind::Experiment => decode_strict::<Experiment>(doc).map(drop),
+        Kind::AnalysisTemplate => decode_strict::<AnalysisTemplate>(doc).map(drop),
+        Kind::ClusterAnalysisTemplate => decode_strict::<ClusterAnalysisTemplate>(doc).map(drop),
+        Kind::AnalysisRun => decode_strict::<AnalysisRun>(doc).map(drop),
     };
-    result.map_err(|e| Error::msg(format!("invalid {}: {e}", kind.name())))
+    result.map_err(|errors| {
+        let first = errors.first().map(ToString::to_string).unwrap_or_default();
+        Error::msg(format!("invalid {}: {first}", kind.name()))
+    })
 }
 
 /// The namespace to create in: the document's, unless `-n` names another one (an error, as in

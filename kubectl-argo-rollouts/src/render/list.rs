@@ -164,3 +164,76 @@ pub fn render_experiment_table(experiments: &[Experiment], all_namespaces: bool,
     }
     align(&buf, 0, 2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canary() -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "can-guestbook", "namespace": "test"},
+            "spec": {"replicas": 5, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": 60}}, {"setWeight": 20}]}}},
+            "status": {"currentStepIndex": 1, "replicas": 4, "readyReplicas": 1, "updatedReplicas": 3, "availableReplicas": 2}
+        }))
+        .unwrap()
+    }
+
+    fn blue_green() -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "bg-guestbook", "namespace": "test"},
+            "spec": {"replicas": 5, "strategy": {"blueGreen": {"activeService": "a"}}},
+            "status": {"currentStepIndex": 1, "replicas": 4, "readyReplicas": 1, "updatedReplicas": 3, "availableReplicas": 2}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rollout_table_like_argo() {
+        assert_eq!(
+            render_rollout_table(&[canary(), blue_green()], false, None),
+            "NAME           STRATEGY   STATUS        STEP  SET-WEIGHT  READY  DESIRED  UP-TO-DATE  AVAILABLE\n\
+             can-guestbook  Canary     Progressing   1/3   10          1/4    5        3           2        \n\
+             bg-guestbook   BlueGreen  Progressing   -     -           1/4    5        3           2        \n"
+        );
+    }
+
+    #[test]
+    fn namespaces_and_timestamps() {
+        let ts: Timestamp = "2025-06-01T10:00:00Z".parse().unwrap();
+        assert_eq!(
+            render_rollout_table(&[canary()], true, Some(ts)),
+            "TIMESTAMP             NAMESPACE  NAME           STRATEGY   STATUS        STEP  SET-WEIGHT  READY  DESIRED  UP-TO-DATE  AVAILABLE\n\
+             2025-06-01T10:00:00Z  test       can-guestbook  Canary     Progressing   1/3   10          1/4    5        3           2        \n"
+        );
+    }
+
+    #[test]
+    fn experiment_table() {
+        let now: Timestamp = "2025-06-08T10:00:00Z".parse().unwrap();
+        let exp = |name: &str, ns: &str, duration: Option<&str>| -> Experiment {
+            serde_json::from_value(json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+                "metadata": {"name": name, "namespace": ns, "creationTimestamp": "2025-06-01T10:00:00Z"},
+                "spec": {"templates": [], "duration": duration},
+                "status": {"phase": "Running", "availableAt": "2025-06-08T08:59:59Z"}
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            render_experiment_table(
+                &[
+                    exp("my-experiment", "test", Some("3h")),
+                    exp("my-experiment2", "my-other-namespace", None)
+                ],
+                true,
+                now
+            ),
+            "NAMESPACE           NAME            STATUS   DURATION  REMAINING  AGE\n\
+             test                my-experiment   Running  3h        119m       7d \n\
+             my-other-namespace  my-experiment2  Running  -         -          7d \n"
+        );
+    }
+}

@@ -198,19 +198,10 @@ pub fn reconcile(ctx: &mut Ctx, canary: &CanaryStrategy, at_desired_counts: bool
     );
     let previous = recorded.as_ref().map(|w| w.canary.weight);
     let mut failed = None;
-    if let Some(istio) = &tr.istio {
-        if let Err(e) = reconcile_istio(
-            ctx,
-            canary,
-            tr,
-            istio,
-            &desired,
-            &canary_hash,
-            &stable_hash,
-            remove_managed,
-        ) {
-            failed = Some(e);
-        }
+    if let Some(istio) = &tr.istio
+        && let Err(e) = reconcile_istio(ctx, canary, tr, istio, &desired, remove_managed)
+    {
+        failed = Some(e);
     }
     if tr.nginx.is_some()
         && let Err(e) = reconcile_nginx(ctx, canary, tr, weight, fully_promoted || ctx.is_aborted())
@@ -232,17 +223,16 @@ pub fn reconcile(ctx: &mut Ctx, canary: &CanaryStrategy, at_desired_counts: bool
     Some(desired.to_traffic_weights(None))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn reconcile_istio(
     ctx: &mut Ctx,
     canary: &CanaryStrategy,
     tr: &RolloutTrafficRouting,
     istio: &IstioTrafficRouting,
     desired: &DesiredWeights,
-    canary_hash: &str,
-    stable_hash: &str,
     remove_managed: bool,
 ) -> Result<(), TrafficError> {
+    let canary_hash = desired.canary.pod_template_hash.as_deref().unwrap_or_default();
+    let stable_hash = desired.stable.pod_template_hash.as_deref().unwrap_or_default();
     let routes = managed_routes(tr);
     if let Some(dr_spec) = &istio.destination_rule
         && let Some(dr) = ctx.destination_rule.clone()
