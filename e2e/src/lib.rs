@@ -373,3 +373,109 @@ where
         .map(|o| o.name_any())
         .collect())
 }
+
+/// Runs `kubectl argo rollouts ARGS` against the test cluster in the namespace, with our plugin
+/// binary first on PATH, exactly as a user would. Returns `(exit code, stdout, stderr)`.
+pub async fn argo_rollouts(ns: &TestNamespace, args: &[&str]) -> Result<(i32, String, String)> {
+    let kubectl = std::env::var("ARGO_RS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let path = format!(
+        "{}:{}",
+        bin_dir()?.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::process::Command::new(&kubectl)
+        .args(["argo", "rollouts"])
+        .args(args)
+        .args(["-n", &ns.name, "--kubeconfig"])
+        .arg(kubeconfig_path()?)
+        .env("PATH", path)
+        .output()
+        .await
+        .with_context(|| format!("running {kubectl} argo rollouts"))?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Like [`argo_rollouts`], failing unless the command exits 0.
+pub async fn argo(ns: &TestNamespace, args: &[&str]) -> Result<String> {
+    let (code, stdout, stderr) = argo_rollouts(ns, args).await?;
+    if code != 0 {
+        bail!(
+            "kubectl argo rollouts {} exited {code}: {stderr}{stdout}",
+            args.join(" ")
+        );
+    }
+    Ok(stdout)
+}
+
+/// The seed transcript of `get rollout` saved as a golden file of the plugin's tests.
+pub fn transcript(name: &str) -> Result<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../kubectl-argo-rollouts/tests/golden")
+        .join(format!("{name}.txt"));
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// What of a `get rollout` output must match the seed transcript on a live cluster: the
+/// header block verbatim (with the namespace substituted) and, for the Rollout, revision and
+/// ReplicaSet rows, every column but AGE. Pod rows are left out (their names are random).
+pub fn comparable_get_rollout(text: &str, namespace: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    for line in lines.by_ref() {
+        if line.trim().is_empty() {
+            break;
+        }
+        if line.starts_with("Namespace:") {
+            out.push(format!("Namespace:       {namespace}"));
+        } else {
+            out.push(line.trim_end().to_string());
+        }
+    }
+    for line in lines {
+        if line.contains(" Pod ") || line.starts_with("NAME") || line.trim().is_empty() {
+            continue;
+        }
+        let age = |t: &str| {
+            !t.is_empty()
+                && t.chars().all(|c| c.is_ascii_digit() || "smhd".contains(c))
+                && t.chars().any(|c| c.is_ascii_digit())
+        };
+        let tokens: Vec<&str> = line
+            .split_whitespace()
+            .filter(|t| !t.chars().all(|c| "├└│─".contains(c)))
+            .map(|t| t.trim_start_matches(|c| "├└│─".contains(c)))
+            .filter(|t| !age(t))
+            .collect();
+        out.push(tokens.join(" "));
+    }
+    out
+}
+
+/// Waits until `kubectl argo rollouts get rollout NAME` matches the seed transcript `golden`.
+pub async fn expect_get_rollout(ns: &TestNamespace, name: &str, golden: &str) -> Result<()> {
+    let want = comparable_get_rollout(
+        &transcript(golden)?.replace("Namespace:       default", "Namespace:       X"),
+        &ns.name,
+    );
+    wait_until(
+        &format!("`get rollout {name}` to match the seed transcript {golden}"),
+        Duration::from_secs(60),
+        || async {
+            let got = argo(ns, &["get", "rollout", name]).await?;
+            let comparable = comparable_get_rollout(&got, &ns.name);
+            Ok(if comparable == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "\n{got}\nwant (ages and pods ignored):\n{}",
+                    want.join("\n")
+                ))
+            })
+        },
+    )
+    .await
+}

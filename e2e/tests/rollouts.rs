@@ -5,7 +5,9 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, ensure};
-use e2e::{TestNamespace, http_get, start_rollout_controller, wait_until, with_namespace};
+use e2e::{
+    TestNamespace, argo, expect_get_rollout, http_get, start_rollout_controller, wait_until, with_namespace,
+};
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service};
 use kube::{
     Api, ResourceExt,
@@ -166,73 +168,38 @@ async fn expect(ns: &TestNamespace, what: &str, want: Expect<'_>) -> Result<()> 
     wait_until(what, TIMEOUT, || matches(ns, &want)).await
 }
 
+/// `kubectl argo rollouts set image mock-server mock-server=IMAGE`
 async fn set_image(ns: &TestNamespace, image: &str) -> Result<()> {
-    let rollouts: Api<Rollout> = ns.api();
-    let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]);
-    rollouts
-        .patch(
-            "mock-server",
-            &PatchParams::default(),
-            &Patch::<()>::Json(serde_json::from_value(patch)?),
-        )
-        .await?;
-    Ok(())
+    argo(
+        ns,
+        &["set", "image", "mock-server", &format!("mock-server={image}")],
+    )
+    .await
+    .map(drop)
 }
 
-async fn status_patch(ns: &TestNamespace, status: serde_json::Value) -> Result<()> {
-    let rollouts: Api<Rollout> = ns.api();
-    rollouts
-        .patch_status(
-            "mock-server",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": status })),
-        )
-        .await?;
-    Ok(())
-}
-
-/// `kubectl argo rollouts promote`: resume a paused step.
+/// `kubectl argo rollouts promote mock-server [--full]`
 async fn promote(ns: &TestNamespace) -> Result<()> {
-    status_patch(ns, json!({"pauseConditions": null})).await
+    argo(ns, &["promote", "mock-server"]).await.map(drop)
 }
 
-/// `kubectl argo rollouts undo`: the template of the previous revision, hash label removed.
+async fn promote_full(ns: &TestNamespace) -> Result<()> {
+    argo(ns, &["promote", "mock-server", "--full"]).await.map(drop)
+}
+
+/// `kubectl argo rollouts undo mock-server`: back to the previous revision's template.
 async fn undo(ns: &TestNamespace) -> Result<()> {
-    let rollouts: Api<Rollout> = ns.api();
-    let ro = rollouts.get("mock-server").await?;
-    let current: i64 = ro
-        .annotations()
-        .get("rollout.argoproj.io/revision")
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
-    let rs_api: Api<ReplicaSet> = ns.api();
-    let rev = |rs: &ReplicaSet| {
-        rs.annotations()
-            .get("rollout.argoproj.io/revision")
-            .and_then(|r| r.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    let target = rs_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|rs| rev(rs) < current)
-        .max_by_key(rev)
-        .context("no previous revision")?;
-    let mut template = serde_json::to_value(target.spec.template.context("template")?)?;
-    if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
-        labels.remove("rollouts-pod-template-hash");
-    }
-    let patch = json!([{"op": "replace", "path": "/spec/template", "value": template}]);
-    rollouts
-        .patch(
-            "mock-server",
-            &PatchParams::default(),
-            &Patch::<()>::Json(serde_json::from_value(patch)?),
-        )
-        .await?;
-    Ok(())
+    argo(ns, &["undo", "mock-server"]).await.map(drop)
+}
+
+/// `kubectl argo rollouts abort mock-server`
+async fn abort(ns: &TestNamespace) -> Result<()> {
+    argo(ns, &["abort", "mock-server"]).await.map(drop)
+}
+
+/// `kubectl argo rollouts retry rollout mock-server`
+async fn retry(ns: &TestNamespace) -> Result<()> {
+    argo(ns, &["retry", "rollout", "mock-server"]).await.map(drop)
 }
 
 #[tokio::test]
@@ -253,6 +220,7 @@ async fn seed_2_2_1_blue_green() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "bluegreen_1").await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
         expect(
             ns,
@@ -267,6 +235,7 @@ async fn seed_2_2_1_blue_green() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "bluegreen_2").await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:3.0.0").await?;
         // Revision 2 is scaled down after its 30 s scale-down delay.
         expect(
@@ -282,6 +251,7 @@ async fn seed_2_2_1_blue_green() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "bluegreen_3").await?;
         promote(ns).await?;
         expect(
             ns,
@@ -294,7 +264,8 @@ async fn seed_2_2_1_blue_green() -> Result<()> {
                 ..Default::default()
             },
         )
-        .await
+        .await?;
+        expect_get_rollout(ns, "mock-server", "bluegreen_4").await
     })
     .await
 }
@@ -320,6 +291,7 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "canary_success_1").await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
         expect(
             ns,
@@ -334,6 +306,7 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "canary_success_2").await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:3.0.0").await?;
         expect(
             ns,
@@ -348,6 +321,7 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "canary_success_3").await?;
         promote(ns).await?;
         expect(
             ns,
@@ -362,6 +336,7 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "canary_success_4").await?;
         expect(
             ns,
             "timed pause over, 3.0.0 promoted",
@@ -375,6 +350,7 @@ async fn seed_2_2_2_canary_success() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "canary_success_5").await?;
         let plain: Api<Service> = ns.api();
         let sel = plain
             .get("mock-server")
@@ -418,6 +394,7 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "undo_abort_1").await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
         expect(
             ns,
@@ -431,6 +408,7 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "undo_abort_2").await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:3.0.0").await?;
         expect(
             ns,
@@ -444,6 +422,7 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "undo_abort_3").await?;
         undo(ns).await?;
         expect(
             ns,
@@ -458,6 +437,7 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "undo_abort_4").await?;
         undo(ns).await?;
         expect(
             ns,
@@ -472,7 +452,8 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
             },
         )
         .await?;
-        status_patch(ns, json!({"abort": true})).await?;
+        expect_get_rollout(ns, "mock-server", "undo_abort_5").await?;
+        abort(ns).await?;
         expect(
             ns,
             "aborted",
@@ -486,8 +467,9 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
             },
         )
         .await?;
+        expect_get_rollout(ns, "mock-server", "undo_abort_6").await?;
         // retry: back to step 0 of revision 5.
-        status_patch(ns, json!({"abort": false})).await?;
+        retry(ns).await?;
         expect(
             ns,
             "retried",
@@ -501,7 +483,7 @@ async fn seed_2_2_3_canary_undo_and_abort() -> Result<()> {
         )
         .await?;
         // promote --full
-        status_patch(ns, json!({"promoteFull": true})).await?;
+        promote_full(ns).await?;
         expect(
             ns,
             "fully promoted",
@@ -537,13 +519,7 @@ async fn pause_scale_and_delete() -> Result<()> {
 
         // kubectl argo rollouts pause: spec.paused halts the update.
         let rollouts: Api<Rollout> = ns.api();
-        rollouts
-            .patch(
-                "mock-server",
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"spec": {"paused": true}})),
-            )
-            .await?;
+        argo(ns, &["pause", "mock-server"]).await?;
         set_image(ns, "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
         expect(
             ns,
@@ -556,13 +532,8 @@ async fn pause_scale_and_delete() -> Result<()> {
             },
         )
         .await?;
-        rollouts
-            .patch(
-                "mock-server",
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"spec": {"paused": false}})),
-            )
-            .await?;
+        // kubectl argo rollouts promote also lifts a manual pause.
+        promote(ns).await?;
         expect(
             ns,
             "resumed to the first pause step",
@@ -575,7 +546,7 @@ async fn pause_scale_and_delete() -> Result<()> {
             },
         )
         .await?;
-        status_patch(ns, json!({"promoteFull": true})).await?;
+        promote_full(ns).await?;
         expect(
             ns,
             "promoted",
@@ -826,18 +797,8 @@ async fn restart_replaces_all_pods() -> Result<()> {
         let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
         let before = e2e::names(&pods).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        // kubectl argo rollouts restart
-        let now = k8s_openapi::jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string();
         let rollouts: Api<Rollout> = ns.api();
-        rollouts
-            .patch(
-                "mock-server",
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"spec": {"restartAt": now}})),
-            )
-            .await?;
+        argo(ns, &["restart", "mock-server"]).await?;
         wait_until("every pod replaced and restartedAt recorded", TIMEOUT, || async {
             let st = rollouts.get("mock-server").await?.status.unwrap_or_default();
             let names = e2e::names(&pods).await?;
