@@ -16,6 +16,10 @@ trap cleanup EXIT
 if [[ ${E2E:-1} != 0 ]]; then
   phase "build Go binaries (cached)"
   BIN=$("$ROOT/e2e/cluster/build-deps.sh" | tail -n 1)
+  # The plugin's live-view test drives a real terminal.
+  if ! command -v tmux >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq tmux) >&2
+  fi
 fi
 
 phase "cargo fmt --check"

@@ -169,6 +169,7 @@ fn fast_tracked(ctx: &Ctx) -> bool {
         .unwrap_or_default();
     let new = new_hash(ctx).unwrap_or_default();
     ctx.old.promote_full.unwrap_or(false)
+        || ctx.rollback_within_window()
         || active.is_empty()
         || active == new
         || ctx.old.stable_rs.as_deref() == Some(new.as_str())
@@ -314,6 +315,9 @@ fn should_full_promote(ctx: &Ctx, status: &RolloutStatus) -> Option<String> {
     }
     if ctx.old.promote_full.unwrap_or(false) {
         return Some("Full promotion requested".into());
+    }
+    if ctx.rollback_within_window() {
+        return Some("Rollback within window".into());
     }
     if ctx.is_aborted() {
         return None;

@@ -489,6 +489,12 @@ fn sync_status(ctx: &mut Ctx) {
         if new_hash.is_some() && new_hash == ctx.old.stable_rs && steps > 0 {
             ctx.event(event_reason::SKIP_STEPS, "Rollback to stable ReplicaSets");
             status.current_step_index = Some(steps);
+        } else if ctx.rollback_within_window() && steps > 0 {
+            ctx.event(
+                event_reason::SKIP_STEPS,
+                "Rollback to active ReplicaSets within RollbackWindow",
+            );
+            status.current_step_index = Some(steps);
         }
         return finish(ctx, status);
     }
@@ -551,6 +557,9 @@ fn should_full_promote(ctx: &Ctx) -> Option<String> {
     }
     if ctx.old.promote_full.unwrap_or(false) {
         return Some("Full promotion requested".into());
+    }
+    if ctx.rollback_within_window() {
+        return Some("Rollback within window".into());
     }
     let steps = step_count(ctx);
     let (index, _) = current_step(ctx);

@@ -13,10 +13,12 @@ use serde_json::Value;
 use k8s_openapi::{
     api::{
         apps::v1::ReplicaSet,
+        core::v1::{Affinity, PodAffinityTerm, WeightedPodAffinityTerm},
         core::v1::{Pod, Service},
         networking::v1::Ingress,
     },
     apimachinery::pkg::apis::meta::v1::Time,
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
     jiff::Timestamp,
 };
 use shared_types::{
@@ -540,7 +542,10 @@ impl Ctx<'_> {
 
     fn create_new_rs(&mut self, revision: i64) {
         let hash = self.desired_hash();
-        let template = self.rollout.spec.template.clone().unwrap_or_default();
+        let mut template = self.rollout.spec.template.clone().unwrap_or_default();
+        if let Some(spec) = template.spec.as_mut() {
+            spec.affinity = self.desired_affinity(&hash, spec.affinity.clone());
+        }
         let rs = rsutil::new_replica_set(self.rollout, &template, &hash, revision);
         let rs_name = rs.metadata.name.clone().unwrap_or_default();
         self.event(
@@ -561,6 +566,56 @@ impl Ctx<'_> {
         );
         set_condition(&mut self.old, cond);
         self.sync_rollout_revision(revision.to_string());
+    }
+
+    /// The pod affinity of the new ReplicaSet: the template's, plus (with `antiAffinity` and a
+    /// distinct stable ReplicaSet) a term keeping new pods off the stable pods' nodes.
+    pub fn desired_affinity(&self, new_hash: &str, base: Option<Affinity>) -> Option<Affinity> {
+        let strategy = &self.rollout.spec.strategy;
+        let anti = strategy
+            .canary
+            .as_ref()
+            .and_then(|c| c.anti_affinity.as_ref())
+            .or_else(|| {
+                strategy
+                    .blue_green
+                    .as_ref()
+                    .and_then(|b| b.anti_affinity.as_ref())
+            });
+        let stable = self.old.stable_rs.clone().unwrap_or_default();
+        let (Some(anti), false) = (anti, stable.is_empty() || stable == new_hash) else {
+            return base;
+        };
+        let term = PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: keys::POD_TEMPLATE_HASH.into(),
+                    operator: "In".into(),
+                    values: Some(vec![stable]),
+                }]),
+                ..Default::default()
+            }),
+            namespaces: self.rollout.metadata.namespace.clone().map(|n| vec![n]),
+            topology_key: "kubernetes.io/hostname".into(),
+            ..Default::default()
+        };
+        let mut affinity = base.unwrap_or_default();
+        let pod_anti = affinity.pod_anti_affinity.get_or_insert_with(Default::default);
+        if let Some(preferred) = &anti.preferred_during_scheduling_ignored_during_execution {
+            pod_anti
+                .preferred_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(WeightedPodAffinityTerm {
+                    pod_affinity_term: term,
+                    weight: preferred.weight,
+                });
+        } else {
+            pod_anti
+                .required_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(term);
+        }
+        Some(affinity)
     }
 
     fn sync_rollout_revision(&mut self, revision: String) {
@@ -958,6 +1013,38 @@ impl Ctx<'_> {
             .map_or(0, |c| c.steps().len());
         status.current_step_index = (steps > 0).then_some(0);
         status.restarted_at = self.rollout.spec.restart_at.clone();
+    }
+
+    /// The new ReplicaSet is older than the stable one and fewer than `rollbackWindow.revisions`
+    /// ReplicaSets were created between them: a rollback that skips the steps.
+    pub fn rollback_within_window(&self) -> bool {
+        let Some(window) = self
+            .rollout
+            .spec
+            .rollback_window
+            .as_ref()
+            .and_then(|w| w.revisions)
+            .filter(|r| *r > 0)
+        else {
+            return false;
+        };
+        let (Some(new), Some(stable)) = (self.new_rs(), self.stable_rs()) else {
+            return false;
+        };
+        let created = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let (Some(new_at), Some(stable_at)) = (created(new), created(stable)) else {
+            return false;
+        };
+        if new_at >= stable_at {
+            return false;
+        }
+        let between = self
+            .rss
+            .iter()
+            .filter_map(created)
+            .filter(|t| *t > new_at && *t < stable_at)
+            .count();
+        i32::try_from(between).unwrap_or(i32::MAX) < window
     }
 
     /// Makes the new ReplicaSet the stable one (Argo's `promoteStable`).

@@ -131,7 +131,11 @@ impl World {
                         .get_or_insert_with(Default::default)
                         .insert(keys::REVISION.into(), r);
                 }
-                Action::CreateReplicaSet(rs) => self.replica_sets.push(*rs),
+                Action::CreateReplicaSet(rs) => {
+                    let mut rs = *rs;
+                    rs.metadata.creation_timestamp = Some(Time(self.now));
+                    self.replica_sets.push(rs);
+                }
                 Action::UpdateReplicaSet(u) => {
                     let rs = self
                         .replica_sets
@@ -256,6 +260,13 @@ impl World {
     fn promote(&mut self) {
         if let Some(s) = self.rollout.status.as_mut() {
             s.pause_conditions = None;
+        }
+    }
+
+    /// What `kubectl argo rollouts promote --full` does.
+    fn promote_full_now(&mut self) {
+        if let Some(s) = self.rollout.status.as_mut() {
+            s.promote_full = Some(true);
         }
     }
 
@@ -955,5 +966,91 @@ fn missing_virtual_service_is_invalid_spec() {
     assert_eq!(
         w.phase().1,
         "InvalidSpec: The Rollout \"mock-server\" is invalid: spec.strategy.canary.trafficRouting.istio.virtualService.name: Invalid value: \"mock-server\": virtualservices.networking.istio.io \"mock-server\" not found"
+    );
+}
+
+#[test]
+fn anti_affinity_keeps_new_pods_off_stable_nodes() {
+    let manifest = CANARY_UNDO_ABORT.replace(
+        "      canaryService: mock-server-canary\n",
+        "      canaryService: mock-server-canary\n      antiAffinity:\n        preferredDuringSchedulingIgnoredDuringExecution:\n          weight: 50\n",
+    );
+    let mut w = World::new(&manifest);
+    w.settle();
+    let affinity = |w: &World, hash: &str| {
+        let rs = w
+            .replica_sets
+            .iter()
+            .find(|r| rsutil::hash(r) == Some(hash))
+            .expect("replica set");
+        serde_json::to_value(
+            rs.spec
+                .template
+                .as_ref()
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.affinity.clone()),
+        )
+        .expect("affinity serializes")
+    };
+    assert_eq!(
+        affinity(&w, V1),
+        serde_json::Value::Null,
+        "no stable yet: nothing to avoid"
+    );
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(
+        affinity(&w, V2),
+        serde_json::json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 50,
+            "podAffinityTerm": {
+                "labelSelector": {"matchExpressions": [{"key": "rollouts-pod-template-hash", "operator": "In", "values": [V1]}]},
+                "namespaces": ["default"],
+                "topologyKey": "kubernetes.io/hostname"
+            }
+        }]}})
+    );
+}
+
+#[test]
+fn rollback_within_window_skips_the_steps() {
+    let manifest = CANARY_UNDO_ABORT.replace(
+        "  replicas: 5\n",
+        "  replicas: 5\n  rollbackWindow:\n    revisions: 3\n",
+    );
+    let mut w = World::new(&manifest);
+    w.settle();
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.promote_full_now();
+    w.settle();
+    assert_eq!(
+        w.rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.stable_rs.clone())
+            .as_deref(),
+        Some(V2)
+    );
+    w.advance(10);
+    w.undo();
+    w.settle();
+    // Back to revision 1's template within the window: promoted at once, no pause step.
+    assert_eq!(w.phase(), ("Healthy".into(), String::new()));
+    assert_eq!(
+        w.rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.stable_rs.clone())
+            .as_deref(),
+        Some(V1)
+    );
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e == "SkipSteps: Rollback to active ReplicaSets within RollbackWindow"),
+        "{:?}",
+        w.events
     );
 }
