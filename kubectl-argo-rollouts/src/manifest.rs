@@ -175,22 +175,45 @@ pub fn decode_strict<T: DeserializeOwned + serde::Serialize>(doc: &Value) -> Res
 }
 
 /// Checks one document. Documents of other kinds (Services, Ingresses...) are not checked.
+/// Unknown fields and spec rule violations are all reported; a type error stops at itself.
 pub fn lint_document(doc: &Value) -> Vec<FieldError> {
-    let result = match Kind::of(doc) {
-        None => Ok(()),
-        Some(Kind::Rollout) => decode_strict::<Rollout>(doc).and_then(|r| validate_rollout_spec(&r.spec)),
+    match Kind::of(doc) {
+        None => Vec::new(),
+        Some(Kind::Rollout) => lint_as::<Rollout>(doc, |r| validate_rollout_spec(&r.spec)),
         Some(Kind::AnalysisTemplate) => {
-            decode_strict::<AnalysisTemplate>(doc).and_then(|t| validate_analysis_template_spec(&t.spec))
+            lint_as::<AnalysisTemplate>(doc, |t| validate_analysis_template_spec(&t.spec))
         }
-        Some(Kind::ClusterAnalysisTemplate) => decode_strict::<ClusterAnalysisTemplate>(doc)
-            .and_then(|t| validate_analysis_template_spec(&t.spec)),
-        Some(Kind::Experiment) => decode_strict::<Experiment>(doc)
-            .and_then(|e| validate_experiment_spec(e.metadata.name.as_deref().unwrap_or_default(), &e.spec)),
-        Some(Kind::AnalysisRun) => {
-            decode_strict::<AnalysisRun>(doc).and_then(|r| validate_analysis_run_spec(&r.spec))
+        Some(Kind::ClusterAnalysisTemplate) => {
+            lint_as::<ClusterAnalysisTemplate>(doc, |t| validate_analysis_template_spec(&t.spec))
         }
+        Some(Kind::Experiment) => lint_as::<Experiment>(doc, |e| {
+            validate_experiment_spec(e.metadata.name.as_deref().unwrap_or_default(), &e.spec)
+        }),
+        Some(Kind::AnalysisRun) => lint_as::<AnalysisRun>(doc, |r| validate_analysis_run_spec(&r.spec)),
+    }
+}
+
+fn lint_as<T: DeserializeOwned + serde::Serialize>(
+    doc: &Value,
+    validate: impl FnOnce(&T) -> Result<(), Vec<FieldError>>,
+) -> Vec<FieldError> {
+    let typed: T = match decode(doc) {
+        Ok(t) => t,
+        Err(e) => return vec![e],
     };
-    result.err().unwrap_or_default()
+    let mut errors = match serde_json::to_value(&typed) {
+        Ok(kept) => {
+            let mut unknown = Vec::new();
+            unknown_fields(doc, &kept, "", &mut unknown);
+            unknown.retain(|e| !e.path.starts_with("status"));
+            unknown
+        }
+        Err(e) => vec![FieldError::new("<root>", e.to_string())],
+    };
+    if let Err(rules) = validate(&typed) {
+        errors.extend(rules);
+    }
+    errors
 }
 
 #[cfg(test)]
