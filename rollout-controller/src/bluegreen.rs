@@ -180,6 +180,16 @@ fn reconcile_pause(ctx: &mut Ctx) {
     if ctx.old.is_aborted() || ctx.rollout.spec.is_paused() || !ready_for_pause(ctx) {
         return;
     }
+    // Past the previewReplicaCount trip-wire the pause is over for this update.
+    if ctx
+        .old
+        .blue_green
+        .as_ref()
+        .and_then(|b| b.scale_up_preview_check_point)
+        .unwrap_or(false)
+    {
+        return;
+    }
     let bg = strategy(ctx);
     let auto = bg.auto_promotion_enabled();
     let seconds = i64::from(bg.auto_promotion_seconds.unwrap_or(0));
@@ -276,7 +286,8 @@ fn sync_status(ctx: &mut Ctx) {
     status.blue_green = Some(bgs.clone());
     if let Some(why) = should_full_promote(ctx, &status) {
         ctx.promote_stable(&mut status, &why);
-    } else {
+    } else if !ctx.pod_spec_changed() {
+        // A new template starts over: its preview must be promoted again.
         bgs.scale_up_preview_check_point = scale_up_preview_check_point(ctx, &status).then_some(true);
     }
     status.blue_green = Some(bgs.clone());

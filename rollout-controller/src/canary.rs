@@ -2,7 +2,7 @@
 //! weighting without traffic routing, and the stable/canary Service selectors.
 
 use shared_types::{
-    constants::{event_reason, pause_reason},
+    constants::{event_reason, keys, pause_reason},
     rollout::{CanaryStatus, CanaryStep, CanaryStrategy},
 };
 
@@ -146,7 +146,7 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
     let at_desired = at_desired_counts(ctx);
     ctx.traffic_weights = traffic::plan::reconcile(ctx, canary, at_desired);
     // Experiments and analysis runs (later issues) are reconciled here, as in Argo.
-    if reconcile_replica_sets(ctx) {
+    if !ctx.traffic_halted && reconcile_replica_sets(ctx) {
         reconcile_pause(ctx);
     }
     sync_status(ctx);
@@ -252,6 +252,13 @@ fn scale_down_others_routed(ctx: &mut Ctx) -> i32 {
         .flatten()
     {
         referenced.extend(ctx.service_selector(svc));
+    }
+    // Pods a DestinationRule subset still selects may still get traffic.
+    if let Some(dr) = &ctx.destination_rule {
+        let subsets = dr["spec"]["subsets"].as_array().into_iter().flatten();
+        referenced.extend(
+            subsets.filter_map(|s| s["labels"][keys::POD_TEMPLATE_HASH].as_str().map(str::to_string)),
+        );
     }
     let fully_promoted = ctx.old.stable_rs.is_some() && ctx.old.stable_rs == ctx.old.current_pod_hash;
     let mut others: Vec<usize> = ctx
@@ -370,7 +377,7 @@ fn reconcile_pause(ctx: &mut Ctx) {
 
 /// Whether the current step is done (Argo's `completedCurrentCanaryStep`).
 fn completed_current_step(ctx: &Ctx) -> bool {
-    if ctx.rollout.spec.is_paused() {
+    if ctx.rollout.spec.is_paused() || ctx.traffic_halted {
         return false;
     }
     let (_, Some(step)) = current_step(ctx) else {

@@ -79,6 +79,8 @@ pub struct Context {
     pub services: Store<Service>,
     /// Cached Rollouts.
     pub rollouts: Store<DeserializeGuard<Rollout>>,
+    /// Malformed Rollouts already reported, by (uid, generation, error).
+    pub malformed_reported: std::sync::Mutex<std::collections::HashSet<(String, Option<i64>, String)>>,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -165,6 +167,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         replica_sets: rs_store.clone(),
         services: svc_store.clone(),
         rollouts: rollouts.clone(),
+        malformed_reported: Default::default(),
     });
 
     let readiness = {

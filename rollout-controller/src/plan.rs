@@ -157,6 +157,8 @@ pub struct Ctx<'a> {
     pub ingresses: BTreeMap<String, Ingress>,
     /// Weights the traffic router was set to in this reconcile, for the status.
     pub traffic_weights: Option<shared_types::rollout::TrafficWeights>,
+    /// The traffic router could not be brought in line: no scaling or step progress now.
+    pub traffic_halted: bool,
     pub new_rs: Option<usize>,
     pub stable_rs: Option<usize>,
     pub pause: PauseChanges,
@@ -179,6 +181,7 @@ pub fn plan(observed: &Observed) -> Plan {
         destination_rule: observed.destination_rule.clone(),
         ingresses: observed.ingresses.clone(),
         traffic_weights: None,
+        traffic_halted: false,
         new_rs: None,
         stable_rs: None,
         pause: PauseChanges::default(),
@@ -194,6 +197,11 @@ pub fn plan(observed: &Observed) -> Plan {
         return ctx.plan;
     }
     ctx.find_replica_sets();
+    // Nothing to abort once the update is complete: the request is dropped (as Argo does).
+    let current = ctx.new_rs().and_then(rsutil::hash).map(str::to_string);
+    if ctx.old.is_aborted() && current.is_some() && current == ctx.old.stable_rs {
+        ctx.pause.remove_abort = true;
+    }
     ctx.check_paused_conditions();
     let replicas_only = rollout.spec.is_paused()
         || ctx
@@ -374,10 +382,13 @@ impl Ctx<'_> {
 
     /// `spec.replicas` changed since the ReplicaSets were last scaled (Argo's `isScalingEvent`).
     fn is_scaling_event(&self) -> bool {
+        // Only the new and stable ReplicaSets: old ones waiting out a scale-down delay keep
+        // their former size (and annotation) on purpose.
         self.new_rs.is_some()
-            && self
-                .rss
-                .iter()
+            && [self.new_rs, self.stable_rs]
+                .into_iter()
+                .flatten()
+                .map(|i| &self.rss[i])
                 .filter(|rs| rsutil::spec_replicas(rs) > 0)
                 .any(|rs| {
                     rsutil::annotation(rs, keys::DESIRED_REPLICAS)
@@ -657,6 +668,9 @@ impl Ctx<'_> {
     /// Records an update and applies it to the working copy.
     pub fn apply_update(&mut self, i: usize, update: ReplicaSetUpdate) {
         let rs = &mut self.rss[i];
+        // After this write the version we read is stale: later writes in this reconcile go
+        // without it rather than fail on a conflict with ourselves.
+        rs.metadata.resource_version = None;
         if let Some(r) = update.replicas {
             rs.spec.replicas = Some(r);
         }
@@ -1000,10 +1014,9 @@ impl Ctx<'_> {
         self.pause.clear = true;
         self.pause.remove_abort = true;
         status.promote_full = None;
-        status
-            .blue_green
-            .get_or_insert_with(Default::default)
-            .scale_up_preview_check_point = None;
+        if let Some(bg) = status.blue_green.as_mut() {
+            bg.scale_up_preview_check_point = None;
+        }
         let steps = self
             .rollout
             .spec
@@ -1113,7 +1126,7 @@ impl Ctx<'_> {
                         &now,
                     ),
                 );
-            } else if self.made_progress(status) {
+            } else if self.made_progress(status) || became_unhealthy {
                 let (why, msg) = if status.stable_rs == status.current_pod_hash && became_unhealthy {
                     (
                         reason::REPLICA_SET_NOT_AVAILABLE,
@@ -1153,8 +1166,7 @@ impl Ctx<'_> {
                         && status.stable_rs != status.current_pod_hash
                     {
                         self.pause.add_abort = true;
-                        self.pause.abort_message =
-                            Some(format!("{}: {msg}", reason::PROGRESS_DEADLINE_EXCEEDED));
+                        self.pause.abort_message = Some(msg.clone());
                     }
                 }
             }

@@ -62,6 +62,19 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
     if rollout.metadata.deletion_timestamp.is_some() {
         return Ok(Requeue::await_change());
     }
+    // Planning against half-filled caches would see ReplicaSets and Services as missing (and
+    // try to recreate or report them); wait for the initial lists.
+    let synced = async {
+        let rs = ctx.replica_sets.wait_until_ready().await;
+        let svc = ctx.services.wait_until_ready().await;
+        rs.is_ok() && svc.is_ok()
+    };
+    if !tokio::time::timeout(std::time::Duration::from_secs(30), synced)
+        .await
+        .unwrap_or(false)
+    {
+        return Err(Error::Startup("ReplicaSet and Service caches are not synced yet"));
+    }
     let namespace = rollout.namespace().unwrap_or_default();
     let uid = rollout.uid().unwrap_or_default();
     let replica_sets = gather_replica_sets(rollout, &namespace, &uid, ctx).await?;
@@ -473,7 +486,11 @@ async fn create_replica_set(
             // collision count so the next hash differs.
             let existing = api.get(&rs.name_any()).await.map_err(Error::Api)?;
             let ours = rsutil::is_owned_by(&existing, &rollout.uid().unwrap_or_default());
-            let same = existing.spec.template == rs.spec.template;
+            // The stored template carries the API server's defaults; compare what they mean.
+            let normalized = |t: &Option<k8s_openapi::api::core::v1::PodTemplateSpec>| {
+                crate::template::normalized(&t.clone().unwrap_or_default())
+            };
+            let same = normalized(&existing.spec.template) == normalized(&rs.spec.template);
             if ours && same {
                 return Ok(());
             }
@@ -593,10 +610,26 @@ async fn report_malformed(
 ) -> Result<Requeue, Error> {
     let name = invalid.metadata.name.clone().unwrap_or_default();
     let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
+    // Our own status write changes the object and brings it back here: report each generation once.
+    let key = (
+        invalid.metadata.uid.clone().unwrap_or_default(),
+        invalid.metadata.generation,
+        invalid.error.clone(),
+    );
+    {
+        let mut reported = ctx
+            .malformed_reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !reported.insert(key) {
+            return Ok(Requeue::await_change());
+        }
+    }
     warn!(rollout = %name, namespace = %namespace, error = %invalid.error, "cannot parse Rollout");
     let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
     let msg = message::invalid_spec(&name, &invalid.error);
-    let now = Timestamp::now().to_string();
+    // Second precision, like the API server's own timestamps.
+    let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let patch = json!({"status": {
         "phase": "Degraded",
         "message": format!("{}: {msg}", reason::INVALID_SPEC),

@@ -65,7 +65,7 @@ pub fn is_saturated(rs: &ReplicaSet, replicas: i32) -> bool {
 
 /// All pods of the ReplicaSet are available.
 pub fn is_fully_available(rs: &ReplicaSet) -> bool {
-    available_replicas(rs) >= spec_replicas(rs)
+    spec_replicas(rs) > 0 && available_replicas(rs) >= spec_replicas(rs)
 }
 
 /// `<rollout>-<hash>`, untruncated, as Argo names ReplicaSets.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Service;
 use kube::{
     Api, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ApiResource, DynamicObject, Patch, PatchParams},
     runtime::{controller::Action as Requeue, reflector::ObjectRef},
 };
 use serde_json::json;
@@ -41,6 +41,28 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Reque
         return Ok(Requeue::await_change());
     }
     let namespace = service.namespace().unwrap_or_default();
+    // Our cache only holds this controller instance's Rollouts: a Rollout of another instance
+    // (or one we cannot see yet) must keep its Service. Ask the API server before releasing.
+    if let Some(owner) = service.annotations().get(keys::MANAGED_BY_ROLLOUTS) {
+        let rollouts: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &namespace,
+            &ApiResource::erase::<shared_types::rollout::Rollout>(&()),
+        );
+        if let Some(rollout) = rollouts.get_opt(owner).await.map_err(Error::Api)? {
+            let spec = rollout.data.get("spec").cloned().unwrap_or_default();
+            let typed: Option<shared_types::rollout::RolloutSpec> = serde_json::from_value(spec).ok();
+            let referenced = typed.is_none_or(|spec| {
+                let ro = shared_types::rollout::Rollout::new(owner, spec);
+                referenced_services(&ro)
+                    .iter()
+                    .any(|(_, s)| *s == service.name_any())
+            });
+            if referenced {
+                return Ok(Requeue::await_change());
+            }
+        }
+    }
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({
         "metadata": {"resourceVersion": service.resource_version(), "annotations": {keys::MANAGED_BY_ROLLOUTS: null}},

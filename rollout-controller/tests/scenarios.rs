@@ -783,7 +783,8 @@ fn progress_deadline_exceeded_degrades_and_can_abort() {
     let (phase, message) = w.phase();
     assert_eq!(phase, "Degraded");
     assert!(
-        message.starts_with("RolloutAborted: Rollout aborted update to revision 2: ProgressDeadlineExceeded"),
+        message
+            == "RolloutAborted: Rollout aborted update to revision 2: ReplicaSet \"mock-server-7c6fcfb847\" has timed out progressing.",
         "{message}"
     );
     assert_eq!(
@@ -1052,5 +1053,88 @@ fn rollback_within_window_skips_the_steps() {
             .any(|e| e == "SkipSteps: Rollback to active ReplicaSets within RollbackWindow"),
         "{:?}",
         w.events
+    );
+}
+
+#[test]
+fn a_pod_dying_after_completion_is_progress_not_a_timeout() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    // Long after the update completed, the stable pods stop being available (node drain).
+    w.advance(3600);
+    w.broken.push(V1.into());
+    w.settle();
+    let (phase, message) = w.phase();
+    assert_eq!(phase, "Progressing", "{message}");
+    let progressing = w
+        .rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.condition("Progressing").cloned())
+        .expect("condition");
+    assert_eq!(progressing.reason, "ReplicaSetNotAvailable");
+    assert_eq!(
+        progressing.last_update_time,
+        Time(w.now),
+        "progress refreshed, so no immediate deadline"
+    );
+}
+
+#[test]
+fn abort_of_a_completed_rollout_is_dropped() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    w.abort();
+    w.settle();
+    assert_eq!(w.phase(), ("Healthy".into(), String::new()));
+    assert_eq!(w.rollout.status.as_ref().and_then(|s| s.abort), None);
+}
+
+#[test]
+fn blue_green_preview_replica_count_pauses_once() {
+    let manifest = blue_green().replace(
+        "      autoPromotionEnabled: false\n",
+        "      autoPromotionEnabled: false\n      previewReplicaCount: 1\n",
+    );
+    let mut w = World::new(&manifest);
+    w.settle();
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "BlueGreenPause".into()));
+    assert_eq!(
+        w.replica_sets()[&rs(V2)].0,
+        1,
+        "preview runs previewReplicaCount pods"
+    );
+    w.promote();
+    w.settle();
+    assert_eq!(w.phase(), ("Healthy".into(), String::new()));
+    assert_eq!(w.selector("mock-server-active"), V2);
+    assert_eq!(w.replica_sets()[&rs(V2)].0, 5);
+    let pauses = w.events.iter().filter(|e| e.starts_with("RolloutPaused")).count();
+    assert_eq!(pauses, 1, "one pause per update: {:?}", w.events);
+}
+
+#[test]
+fn scaling_while_an_old_replica_set_waits_out_its_delay() {
+    let mut w = World::new(include_str!(
+        "../../examples/seed/manifest13-canary-with-istio-virtual-service-test-case.yaml"
+    ));
+    w.settle();
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.promote_full_now();
+    w.settle();
+    // The old stable waits 30 s; an HPA scales the Rollout meanwhile.
+    assert_eq!(w.replica_sets()[&rs(V1)].0, 5);
+    w.edit_spec(|r| r.spec.replicas = Some(7));
+    w.settle();
+    assert_eq!(w.replica_sets()[&rs(V2)].0, 7);
+    w.set_image("ghcr.io/ssup2/mock-go-server:3.0.0");
+    w.settle();
+    assert_eq!(
+        w.phase(),
+        ("Paused".into(), "CanaryPauseStep".into()),
+        "a new update still proceeds normally"
     );
 }

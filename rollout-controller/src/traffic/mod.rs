@@ -59,11 +59,23 @@ impl TrafficError {
             problem,
         }
     }
+    /// The DestinationRule update is postponed (not an error to report).
+    pub fn deferred(destination_rule: &str) -> Self {
+        Self::new(ObjectKind::DestinationRule, destination_rule, Problem::Deferred)
+    }
+
+    /// Whether this only postpones the update.
+    pub fn is_deferral(&self) -> bool {
+        matches!(self.problem, Problem::Deferred)
+    }
 }
 
 /// The problems a router object can have.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
+    /// The DestinationRule update waits until the ReplicaSets behind its subsets are available.
+    #[error("subsets wait for their ReplicaSets to be fully available")]
+    Deferred,
     /// The VirtualService has no `spec.http` although HTTP routes are needed.
     #[error("spec.http not found")]
     SpecHttpNotFound,

@@ -209,8 +209,12 @@ pub fn reconcile(ctx: &mut Ctx, canary: &CanaryStrategy, at_desired_counts: bool
         failed = Some(e);
     }
     if let Some(e) = failed {
-        // The routing objects changed under us or are malformed: report, keep the old weights.
-        ctx.warning("TrafficRoutingError", e.to_string());
+        // Nothing may progress while the router does not route as the status says (Argo stops
+        // the reconcile here too): keep the recorded weights and halt steps and scaling.
+        if !e.is_deferral() {
+            ctx.warning("TrafficRoutingError", e.to_string());
+        }
+        ctx.traffic_halted = true;
         return recorded;
     }
     if previous != Some(weight) {
@@ -238,7 +242,11 @@ fn reconcile_istio(
         && let Some(dr) = ctx.destination_rule.clone()
     {
         // Subsets only move to ReplicaSets that can take all the traffic they may get.
-        let ready = |i: Option<usize>| i.is_none_or(|i| rsutil::is_fully_available(&ctx.rss[i]));
+        let ready = |i: Option<usize>| {
+            i.is_none_or(|i| {
+                rsutil::spec_replicas(&ctx.rss[i]) == 0 || rsutil::is_fully_available(&ctx.rss[i])
+            })
+        };
         let canary_ready = ctx.is_aborted() || ready(ctx.new_rs);
         if canary_ready && ready(ctx.stable_rs) {
             let name = ctx.name().to_string();
@@ -250,7 +258,10 @@ fn reconcile_istio(
                 ctx.destination_rule = Some(updated);
             }
         } else {
-            ctx.requeue(std::time::Duration::from_secs(2));
+            // Weights must not move onto subsets that still select the old pods; wait. The
+            // ReplicaSets' own status changes bring us back; the requeue is a safety net.
+            ctx.requeue(std::time::Duration::from_secs(10));
+            return Err(TrafficError::deferred(&dr_spec.name));
         }
     }
     let step = usize::try_from(ctx.old.current_step_index.unwrap_or(0))
