@@ -26,6 +26,12 @@ ours() {
 }
 running() { local f; for f in "$W"/pids/*.pid; do [[ -f $f ]] && ours "$f"; done; return 0; }
 
+# Anything else recorded here (e.g. our controllers, started by scripts/up.sh) goes first.
+for f in "$W"/pids/*.pid; do
+  [[ -f $f ]] || continue
+  case $(basename "$f" .pid) in kwok | kube-scheduler | kube-controller-manager | kube-apiserver | etcd) continue ;; esac
+  if pid=$(ours "$f"); then log "stopping $(basename "$f" .pid) (pid $pid)"; kill -TERM "$pid" 2>/dev/null || true; fi
+done
 # Reverse start order: clients first, etcd last.
 for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   f=$W/pids/$name.pid
