@@ -10,6 +10,9 @@ cd "$ROOT"
 ensure_rust
 
 W=""
+RESULTS=$(mktemp)
+# Every `cargo test` summary also goes to $RESULTS, for the totals printed last.
+run_tests() { "$@" 2>&1 | tee -a "$RESULTS"; }
 cleanup() { [[ -n $W ]] && "$ROOT/e2e/cluster/down.sh" "$W" >&2 || true; }
 trap cleanup EXIT
 
@@ -32,7 +35,7 @@ phase "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 phase "unit and golden tests"
-cargo test --workspace --locked
+run_tests cargo test --workspace --locked
 
 if [[ ${E2E:-1} != 0 ]]; then
   phase "start local cluster"
@@ -43,10 +46,12 @@ if [[ ${E2E:-1} != 0 ]]; then
   phase "end-to-end tests"
   ARGO_RS_E2E_KUBECONFIG=$W/kubeconfig ARGO_RS_KUBECTL=$BIN/kubectl ARGO_RS_BIN_DIR=$RUST_BIN \
     PATH="$RUST_BIN:$BIN:$PATH" \
-    cargo test -p e2e --locked -- --ignored --test-threads="${E2E_THREADS:-4}"
+    run_tests cargo test -p e2e --locked -- --ignored --test-threads="${E2E_THREADS:-4}"
 
   phase "stop local cluster"
   "$ROOT/e2e/cluster/down.sh" "$W" >&2
   W=""
 fi
 timings
+# One closing line with the totals over all test binaries (unit, golden and end-to-end).
+awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}' "$RESULTS"
