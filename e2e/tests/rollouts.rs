@@ -817,3 +817,61 @@ async fn restart_replaces_all_pods() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run scripts/test.sh"]
+async fn workload_ref_takes_over_a_deployment() -> Result<()> {
+    with_namespace("workloadref", async |ns| {
+        let (_controller, _) = start_rollout_controller(ns, &[]).await?;
+        ns.apply(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mock-server}
+spec:
+  replicas: 5
+  selector: {matchLabels: {app: mock-server}}
+  template:
+    metadata: {labels: {app: mock-server}}
+    spec:
+      containers: [{name: mock-server, image: "ghcr.io/ssup2/mock-go-server:1.0.0", ports: [{containerPort: 8080}]}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: mock-server}
+spec:
+  replicas: 5
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: mock-server, scaleDown: onsuccess}
+  strategy:
+    canary:
+      steps: [{setWeight: 20}, {pause: {}}]
+"#,
+        )
+        .await?;
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+        let rollouts: Api<Rollout> = ns.api();
+        wait_until("the Rollout runs the Deployment's pods and the Deployment is scaled to 0", TIMEOUT, || async {
+            let ro = rollouts.get("mock-server").await?;
+            let st = ro.status.clone().unwrap_or_default();
+            let deploy = deployments.get("mock-server").await?.spec.replicas;
+            let generation = ro.annotations().get("rollout.argoproj.io/workload-generation").cloned();
+            // The hash is of the Deployment's stored (server-defaulted) template.
+            let promoted = st.stable_rs.is_some() && st.stable_rs == st.current_pod_hash;
+            Ok(if st.phase.as_deref() == Some("Healthy") && promoted && deploy == Some(0) && generation.is_some() {
+                Ok(())
+            } else {
+                Err(format!("{:?} {:?} stable {:?} deployment replicas {deploy:?} generation {generation:?}", st.phase, st.message, st.stable_rs))
+            })
+        })
+        .await?;
+        // A missing Deployment is reported on the Rollout.
+        deployments.delete("mock-server", &DeleteParams::background()).await?;
+        wait_until("InvalidSpec for the missing Deployment", TIMEOUT, || async {
+            let st = rollouts.get("mock-server").await?.status.unwrap_or_default();
+            let msg = st.message.unwrap_or_default();
+            Ok(if msg.contains("spec.workloadRef.name: Invalid value: \"mock-server\": deployments.apps \"mock-server\" not found") { Ok(()) } else { Err(msg) })
+        })
+        .await
+    })
+    .await
+}

@@ -14,6 +14,7 @@ pub mod replicaset;
 pub mod services;
 pub mod template;
 pub mod traffic;
+pub mod workload;
 
 pub use controller::{Args, Context, run};
 

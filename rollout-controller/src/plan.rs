@@ -51,6 +51,8 @@ pub struct Observed {
     pub destination_rule: Option<Value>,
     /// Its NGINX stable Ingresses and existing canary Ingresses, by name.
     pub ingresses: BTreeMap<String, Ingress>,
+    /// The object `spec.workloadRef` names, as JSON, if found.
+    pub workload: Option<Value>,
     /// The current time.
     pub now: Timestamp,
 }
@@ -76,6 +78,20 @@ pub enum Action {
     ApplyIngress(Box<Ingress>),
     /// Delete an NGINX canary Ingress.
     DeleteIngress(String),
+    /// Set an annotation on the Rollout (e.g. the referenced workload's generation).
+    AnnotateRollout {
+        /// Annotation key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// Scale the Deployment a Rollout's workloadRef names (`scaleDown`).
+    ScaleWorkload {
+        /// Deployment name.
+        name: String,
+        /// Replicas.
+        replicas: i32,
+    },
     /// Evict a pod (restart), respecting PodDisruptionBudgets.
     EvictPod(String),
     /// Point a Service at a pod-template hash (and mark it managed by this Rollout).
@@ -167,7 +183,9 @@ pub struct Ctx<'a> {
 
 /// Computes the plan for one reconcile.
 pub fn plan(observed: &Observed) -> Plan {
-    let rollout = &observed.rollout;
+    // With a workloadRef the template and selector come from the referenced object.
+    let resolved = crate::workload::resolve(&observed.rollout, observed.workload.as_ref());
+    let rollout = resolved.as_ref().unwrap_or(&observed.rollout);
     let now = Time(observed.now);
     let mut ctx = Ctx {
         rollout,
@@ -187,10 +205,17 @@ pub fn plan(observed: &Observed) -> Plan {
         pause: PauseChanges::default(),
         plan: Plan::default(),
     };
-    if let Err(errors) = validate(observed) {
+    if let Err(error) = &resolved {
+        ctx.invalid_spec(std::slice::from_ref(error));
+        // The referenced object is not watched: look again after a while (Argo: 20 s).
+        ctx.requeue(Duration::from_secs(20));
+        return ctx.plan;
+    }
+    if let Err(errors) = validate(observed, rollout) {
         ctx.invalid_spec(&errors);
         return ctx.plan;
     }
+    ctx.sync_workload_generation(observed.workload.as_ref());
     if rollout.spec.replicas.is_none() {
         // Argo writes the default into the spec first and continues on the next event.
         ctx.plan.actions.push(Action::DefaultSpecReplicas);
@@ -214,13 +239,14 @@ pub fn plan(observed: &Observed) -> Plan {
         (false, false) => crate::canary::reconcile(&mut ctx),
         (false, true) => crate::canary::sync_replicas_only(&mut ctx),
     }
+    ctx.scale_down_workload(observed.workload.as_ref());
     ctx.plan
 }
 
-/// Spec validation plus the checks on referenced Services.
-fn validate(observed: &Observed) -> Result<(), Vec<FieldError>> {
-    let rollout = &observed.rollout;
-    validation::validate_rollout_spec(&rollout.spec)?;
+/// Spec validation (of the spec as written) plus the checks on referenced Services and routing
+/// objects (against the resolved template).
+fn validate(observed: &Observed, rollout: &Rollout) -> Result<(), Vec<FieldError>> {
+    validation::validate_rollout_spec(&observed.rollout.spec)?;
     let name = rollout.metadata.name.as_deref().unwrap_or_default();
     let template_labels = rollout
         .spec
@@ -888,6 +914,43 @@ impl Ctx<'_> {
         }
     }
 
+    /// Records the referenced workload's generation on the Rollout and in its status.
+    fn sync_workload_generation(&mut self, workload: Option<&Value>) {
+        let Some(generation) = crate::workload::generation(workload) else {
+            return;
+        };
+        let current = self
+            .rollout
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(keys::WORKLOAD_GENERATION));
+        if current != Some(&generation) {
+            self.plan.actions.push(Action::AnnotateRollout {
+                key: keys::WORKLOAD_GENERATION.into(),
+                value: generation.clone(),
+            });
+        }
+        self.old.workload_observed_generation = Some(generation);
+    }
+
+    /// Hands the referenced Deployment's pods over to the Rollout (`workloadRef.scaleDown`).
+    fn scale_down_workload(&mut self, workload: Option<&Value>) {
+        let Some(status) = &self.plan.status else { return };
+        let healthy = status.phase.as_deref() == Some(shared_types::constants::phase::HEALTHY);
+        let ready = status.ready_replicas.unwrap_or(0);
+        if let Some(replicas) = crate::workload::deployment_replicas(self.rollout, workload, healthy, ready) {
+            let name = self
+                .rollout
+                .spec
+                .workload_ref
+                .as_ref()
+                .and_then(|w| w.name.clone())
+                .unwrap_or_default();
+            self.plan.actions.push(Action::ScaleWorkload { name, replicas });
+        }
+    }
+
     /// Whether a restart (`spec.restartAt` newer than `status.restartedAt`) is pending.
     pub fn restart_pending(rollout: &Rollout) -> bool {
         let restart_at = rollout.spec.restart_at.as_ref();
@@ -973,6 +1036,7 @@ impl Ctx<'_> {
             collision_count: self.old.collision_count,
             conditions: self.old.conditions.clone(),
             restarted_at: self.old.restarted_at.clone(),
+            workload_observed_generation: self.old.workload_observed_generation.clone(),
             stable_rs: self.old.stable_rs.clone(),
             ..Default::default()
         };

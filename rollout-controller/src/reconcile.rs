@@ -13,8 +13,11 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams},
+    api::{
+        ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams,
+    },
     core::DeserializeGuard,
+    core::GroupVersionKind,
     runtime::{
         controller::Action as Requeue,
         events::{Event as KubeEvent, EventType},
@@ -92,6 +95,7 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
     };
     let (virtual_services, destination_rule, ingresses) =
         gather_traffic_objects(rollout, &namespace, ctx).await?;
+    let workload = gather_workload(rollout, &namespace, ctx).await?;
     let observed = Observed {
         rollout: rollout.clone(),
         replica_sets,
@@ -100,6 +104,7 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
         virtual_services,
         destination_rule,
         ingresses,
+        workload,
         now: Timestamp::now(),
     };
     let plan = plan(&observed);
@@ -285,6 +290,23 @@ pub async fn restore_traffic(rollout: &Rollout, ctx: &Context) {
     }
 }
 
+/// The object `spec.workloadRef` names, as JSON (absent when it does not exist).
+async fn gather_workload(rollout: &Rollout, namespace: &str, ctx: &Context) -> Result<Option<Value>, Error> {
+    let Some(reference) = &rollout.spec.workload_ref else {
+        return Ok(None);
+    };
+    let kind = reference.kind.clone().unwrap_or_default();
+    let Some((group, version, plural)) = crate::workload::resource(&kind) else {
+        return Ok(None);
+    };
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &kind), plural);
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let object = get_missing_ok(&api, reference.name.as_deref().unwrap_or_default()).await?;
+    object
+        .map(|o| serde_json::to_value(o).map_err(Error::Serialize))
+        .transpose()
+}
+
 /// GET that treats 404 (and a kind the server does not serve) as absent.
 async fn get_missing_ok<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
 where
@@ -374,6 +396,27 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(Error::Api(e)),
                 }
+            }
+            Action::AnnotateRollout { key, value } => {
+                let patch =
+                    json!({"metadata": {"resourceVersion": resource_version, "annotations": {key: value}}});
+                let updated = rollouts
+                    .patch(&name, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(Error::Api)?;
+                resource_version = updated.resource_version();
+            }
+            Action::ScaleWorkload {
+                name: deployment,
+                replicas,
+            } => {
+                let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+                    Api::namespaced(ctx.client.clone(), &namespace);
+                let patch = json!({"spec": {"replicas": replicas}});
+                api.patch(deployment, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(Error::Api)?;
+                info!(deployment = %deployment, replicas, "scaled the referenced Deployment (workloadRef.scaleDown)");
             }
             Action::EvictPod(pod) => {
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);

@@ -116,6 +116,7 @@ impl World {
             virtual_services: self.virtual_services.clone(),
             destination_rule: self.destination_rule.clone(),
             ingresses: self.ingresses.clone(),
+            workload: None,
             now: self.now,
         };
         let plan = plan(&observed);
@@ -164,6 +165,14 @@ impl World {
                 Action::DeleteIngress(name) => {
                     self.ingresses.remove(&name);
                 }
+                Action::AnnotateRollout { key, value } => {
+                    self.rollout
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(key, value);
+                }
+                Action::ScaleWorkload { .. } => {}
                 Action::EvictPod(name) => self
                     .pods
                     .retain(|p| p.metadata.name.as_deref() != Some(name.as_str())),
