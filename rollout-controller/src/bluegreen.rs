@@ -37,6 +37,7 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
     reconcile_replica_sets(ctx);
     reconcile_pause(ctx);
     reconcile_active_service(ctx);
+    crate::ephemeral::reconcile(ctx);
     sync_status(ctx);
 }
 

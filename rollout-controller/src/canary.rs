@@ -143,6 +143,7 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
         canary.max_unavailable.as_ref(),
     );
     ctx.reconcile_restart(fence.max_unavailable);
+    crate::ephemeral::reconcile(ctx);
     let at_desired = at_desired_counts(ctx);
     ctx.traffic_weights = traffic::plan::reconcile(ctx, canary, at_desired);
     // Experiments and analysis runs (later issues) are reconciled here, as in Argo.

@@ -6,6 +6,7 @@ pub mod bluegreen;
 pub mod canary;
 pub mod conditions;
 pub mod controller;
+pub mod ephemeral;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;

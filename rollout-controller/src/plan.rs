@@ -92,6 +92,13 @@ pub enum Action {
         /// Replicas.
         replicas: i32,
     },
+    /// Change a pod's labels and annotations in place (ephemeral metadata).
+    PatchPodMetadata {
+        /// Pod name.
+        pod: String,
+        /// What to set and remove.
+        change: MetadataChange,
+    },
     /// Evict a pod (restart), respecting PodDisruptionBudgets.
     EvictPod(String),
     /// Point a Service at a pod-template hash (and mark it managed by this Rollout).
@@ -116,6 +123,33 @@ pub struct ReplicaSetUpdate {
     pub min_ready_seconds: Option<i32>,
     /// Annotations to set (Some) or remove (None).
     pub annotations: BTreeMap<String, Option<String>>,
+    /// Labels and annotations of the pod template to set or remove (ephemeral metadata).
+    pub template_metadata: Option<MetadataChange>,
+}
+
+/// Labels and annotations to set (Some) or remove (None).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetadataChange {
+    /// Labels.
+    pub labels: BTreeMap<String, Option<String>>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, Option<String>>,
+}
+
+impl MetadataChange {
+    /// Applies the change to a label or annotation map.
+    pub fn apply(change: &BTreeMap<String, Option<String>>, target: &mut BTreeMap<String, String>) {
+        for (k, v) in change {
+            match v {
+                Some(v) => {
+                    target.insert(k.clone(), v.clone());
+                }
+                None => {
+                    target.remove(k);
+                }
+            }
+        }
+    }
 }
 
 /// A Kubernetes Event to record on the Rollout.
@@ -583,7 +617,28 @@ impl Ctx<'_> {
         if let Some(spec) = template.spec.as_mut() {
             spec.affinity = self.desired_affinity(&hash, spec.affinity.clone());
         }
-        let rs = rsutil::new_replica_set(self.rollout, &template, &hash, revision);
+        let has_stable = self
+            .old
+            .stable_rs
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s != hash);
+        let ephemeral = crate::ephemeral::for_new_replica_set(self.rollout, has_stable);
+        if let Some(extra) = &ephemeral {
+            let meta = template.metadata.get_or_insert_with(Default::default);
+            meta.labels
+                .get_or_insert_with(Default::default)
+                .extend(extra.labels.clone().unwrap_or_default());
+            meta.annotations
+                .get_or_insert_with(Default::default)
+                .extend(extra.annotations.clone().unwrap_or_default());
+        }
+        let mut rs = rsutil::new_replica_set(self.rollout, &template, &hash, revision);
+        if let Some(record) = ephemeral.and_then(|e| serde_json::to_string(&e).ok()) {
+            rs.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(keys::EPHEMERAL_METADATA.into(), record);
+        }
         let rs_name = rs.metadata.name.clone().unwrap_or_default();
         self.event(
             event_reason::NEW_REPLICA_SET_CREATED,
@@ -703,6 +758,19 @@ impl Ctx<'_> {
         if let Some(m) = update.min_ready_seconds {
             rs.spec.min_ready_seconds = Some(m);
         }
+        if let Some(change) = &update.template_metadata {
+            let meta = rs
+                .spec
+                .template
+                .get_or_insert_with(Default::default)
+                .metadata
+                .get_or_insert_with(Default::default);
+            MetadataChange::apply(&change.labels, meta.labels.get_or_insert_with(Default::default));
+            MetadataChange::apply(
+                &change.annotations,
+                meta.annotations.get_or_insert_with(Default::default),
+            );
+        }
         let annotations = rs.metadata.annotations.get_or_insert_with(Default::default);
         for (k, v) in &update.annotations {
             match v {
@@ -721,6 +789,7 @@ impl Ctx<'_> {
             prev.replicas = update.replicas.or(prev.replicas);
             prev.min_ready_seconds = update.min_ready_seconds.or(prev.min_ready_seconds);
             prev.annotations.extend(update.annotations);
+            prev.template_metadata = update.template_metadata.or(prev.template_metadata.take());
             return;
         }
         self.plan.actions.push(Action::UpdateReplicaSet(update));

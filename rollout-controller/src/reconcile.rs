@@ -88,7 +88,7 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
             ctx.services.get(&key).map(|s| (svc, (*s).clone()))
         })
         .collect();
-    let pods = if crate::plan::Ctx::restart_pending(rollout) {
+    let pods = if crate::plan::Ctx::restart_pending(rollout) || crate::ephemeral::in_use(rollout) {
         list_pods(rollout, &namespace, ctx).await?
     } else {
         Vec::new()
@@ -418,6 +418,16 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .map_err(Error::Api)?;
                 info!(deployment = %deployment, replicas, "scaled the referenced Deployment (workloadRef.scaleDown)");
             }
+            Action::PatchPodMetadata { pod, change } => {
+                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+                let patch = json!({"metadata": metadata_patch(change)});
+                match pods.patch(pod, &patch_params(), &Patch::Merge(&patch)).await {
+                    Ok(_) => {}
+                    // The pod went away meanwhile; its replacement gets the template's metadata.
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(Error::Api(e)),
+                }
+            }
             Action::EvictPod(pod) => {
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
                 match pods.evict(pod, &EvictParams::default()).await {
@@ -578,6 +588,9 @@ fn update_patch(update: &ReplicaSetUpdate) -> Value {
         metadata.insert("annotations".into(), Value::Object(annotations));
     }
     let mut spec = serde_json::Map::new();
+    if let Some(change) = &update.template_metadata {
+        spec.insert("template".into(), json!({"metadata": metadata_patch(change)}));
+    }
     if let Some(r) = update.replicas {
         spec.insert("replicas".into(), json!(r));
     }
@@ -590,6 +603,18 @@ fn update_patch(update: &ReplicaSetUpdate) -> Value {
         patch.insert("spec".into(), Value::Object(spec));
     }
     Value::Object(patch)
+}
+
+/// `{labels, annotations}` of a merge patch (null removes a key).
+fn metadata_patch(change: &crate::plan::MetadataChange) -> Value {
+    let map = |m: &BTreeMap<String, Option<String>>| {
+        Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| json!(v))))
+                .collect(),
+        )
+    };
+    json!({"labels": map(&change.labels), "annotations": map(&change.annotations)})
 }
 
 /// The RFC 7386 merge patch turning `old` into `new`, or None when they are equal.

@@ -146,6 +146,18 @@ impl World {
                     if let Some(r) = u.replicas {
                         rs.spec.replicas = Some(r);
                     }
+                    if let Some(change) = &u.template_metadata {
+                        let meta = rs
+                            .spec
+                            .template
+                            .get_or_insert_with(Default::default)
+                            .metadata
+                            .get_or_insert_with(Default::default);
+                        rollout_controller::plan::MetadataChange::apply(
+                            &change.labels,
+                            meta.labels.get_or_insert_with(Default::default),
+                        );
+                    }
                     let ann = rs.metadata.annotations.get_or_insert_with(Default::default);
                     for (k, v) in u.annotations {
                         match v {
@@ -173,6 +185,18 @@ impl World {
                         .insert(key, value);
                 }
                 Action::ScaleWorkload { .. } => {}
+                Action::PatchPodMetadata { pod, change } => {
+                    if let Some(p) = self
+                        .pods
+                        .iter_mut()
+                        .find(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
+                    {
+                        rollout_controller::plan::MetadataChange::apply(
+                            &change.labels,
+                            p.metadata.labels.get_or_insert_with(Default::default),
+                        );
+                    }
+                }
                 Action::EvictPod(name) => self
                     .pods
                     .retain(|p| p.metadata.name.as_deref() != Some(name.as_str())),
@@ -218,9 +242,15 @@ impl World {
             }
             while self.pods.iter().filter(|p| owned(p)).count() < want {
                 self.serial += 1;
+                let labels = rs
+                    .spec
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.metadata.as_ref())
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default();
                 let pod: Pod = serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": format!("{prefix}{}", self.serial), "creationTimestamp": Time(self.now),
-                        "labels": {"app": "mock-server", keys::POD_TEMPLATE_HASH: hash}}
+                    "metadata": {"name": format!("{prefix}{}", self.serial), "creationTimestamp": Time(self.now), "labels": labels}
                 }))
                 .expect("pod");
                 self.pods.push(pod);
@@ -1145,5 +1175,47 @@ fn scaling_while_an_old_replica_set_waits_out_its_delay() {
         w.phase(),
         ("Paused".into(), "CanaryPauseStep".into()),
         "a new update still proceeds normally"
+    );
+}
+
+#[test]
+fn ephemeral_metadata_follows_the_role() {
+    let manifest = CANARY_UNDO_ABORT.replace(
+        "      canaryService: mock-server-canary\n",
+        "      canaryService: mock-server-canary\n      canaryMetadata: {labels: {role: canary}}\n      stableMetadata: {labels: {role: stable}}\n",
+    );
+    let mut w = World::new(&manifest);
+    w.settle();
+    let roles = |w: &World, hash: &str| -> Vec<String> {
+        w.pods
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(keys::POD_TEMPLATE_HASH))
+                    .map(String::as_str)
+                    == Some(hash)
+            })
+            .map(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("role").cloned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    assert_eq!(roles(&w, V1), vec!["stable"; 5]);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(roles(&w, V2), vec!["canary"]);
+    assert_eq!(roles(&w, V1), vec!["stable"; 4]);
+    w.promote_full_now();
+    w.settle();
+    assert_eq!(
+        roles(&w, V2),
+        vec!["stable"; 5],
+        "promoted pods are relabelled in place"
     );
 }
