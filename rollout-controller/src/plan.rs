@@ -1346,6 +1346,33 @@ impl Ctx<'_> {
         };
         set_condition(status, available);
 
+        // A ReplicaSet that cannot create or delete pods (quota, admission) says so on the Rollout.
+        let failure = self.new_rs().into_iter().chain(self.rss.iter()).find_map(|rs| {
+            rs.status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| {
+                    c.type_.as_deref() == Some(condition_type::REPLICA_FAILURE)
+                        && c.status.as_deref() == Some("True")
+                })
+                .cloned()
+        });
+        match failure {
+            Some(c) => {
+                let cond = new_condition(
+                    condition_type::REPLICA_FAILURE,
+                    "True",
+                    c.reason.as_deref().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                    &now,
+                );
+                set_condition(status, cond);
+            }
+            None => remove_condition(status, condition_type::REPLICA_FAILURE),
+        }
+
         let completed = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty())
             && status.stable_rs == status.current_pod_hash;
         let completed_status = if completed { "True" } else { "False" };

@@ -1219,3 +1219,29 @@ fn ephemeral_metadata_follows_the_role() {
         "promoted pods are relabelled in place"
     );
 }
+
+#[test]
+fn replica_set_failures_are_copied_to_the_rollout() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    let failure: k8s_openapi::api::apps::v1::ReplicaSetCondition =
+        serde_json::from_value(serde_json::json!({
+            "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": "pods \"x\" is forbidden: exceeded quota"
+        }))
+        .expect("condition");
+    if let Some(st) = w.replica_sets[0].status.as_mut() {
+        st.conditions = Some(vec![failure]);
+    }
+    w.reconcile();
+    let cond = w
+        .rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.condition("ReplicaFailure").cloned())
+        .expect("copied");
+    assert_eq!(
+        (cond.reason.as_str(), cond.message.as_str()),
+        ("FailedCreate", "pods \"x\" is forbidden: exceeded quota")
+    );
+}
