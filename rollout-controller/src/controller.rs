@@ -209,6 +209,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
             async move {
                 match event {
                     Ok(watcher::Event::Delete(obj)) => {
+                        ctx.metrics.forget(&crate::metrics::RolloutLabels {
+                            namespace: obj.namespace().unwrap_or_default(),
+                            name: obj.name_any(),
+                        });
                         if let Ok(rollout) = &obj.0 {
                             let rollout = rollout.clone();
                             tokio::spawn(async move { reconcile::restore_traffic(&rollout, &ctx).await });

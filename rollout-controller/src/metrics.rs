@@ -82,6 +82,12 @@ impl Metrics {
         }
     }
 
+    /// Drops the per-Rollout series of a deleted Rollout, so they do not accumulate.
+    pub fn forget(&self, labels: &RolloutLabels) {
+        self.reconcile.remove(labels);
+        self.reconcile_error.remove(labels);
+    }
+
     /// Records one reconcile.
     pub fn observe(&self, labels: &RolloutLabels, took: Duration, error: Option<&str>) {
         self.reconcile.get_or_create(labels).observe(took.as_secs_f64());
