@@ -270,12 +270,21 @@ pub async fn run(args: Args) -> Result<(), Error> {
         instance_id = args.common.instance_id.as_deref().unwrap_or(""),
         "starting rollout controller"
     );
+    // Not ready from the moment shutdown begins, so traffic and probes move away while we drain.
+    let unready_on_shutdown = {
+        let admin_state = admin_state.clone();
+        tokio::spawn(async move {
+            shared_runtime::shutdown_signal().await;
+            admin_state.set_ready(false);
+        })
+    };
     tokio::select! {
         () = rollout_controller => {},
         () = svc_watch => error!("service watch ended"),
         () = release => {},
     }
     admin_state.set_ready(false);
+    unready_on_shutdown.abort();
     for task in admin_tasks {
         task.abort();
     }
