@@ -581,25 +581,57 @@ fn should_full_promote(ctx: &Ctx) -> Option<String> {
 pub(crate) fn format_selector(
     selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
 ) -> String {
-    let mut parts: Vec<String> = selector
+    // Like Go's labels.Selector: requirements sorted by key, set values sorted.
+    let mut parts: Vec<(String, String)> = selector
         .match_labels
         .iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| (k.clone(), format!("{k}={v}")))
         .collect();
     for e in selector.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default();
-        parts.push(match e.operator.as_str() {
+        let mut values = e.values.clone().unwrap_or_default();
+        values.sort();
+        let text = match e.operator.as_str() {
             "In" => format!("{} in ({})", e.key, values.join(",")),
             "NotIn" => format!("{} notin ({})", e.key, values.join(",")),
             "Exists" => e.key.clone(),
             "DoesNotExist" => format!("!{}", e.key),
             other => format!("{} {other} ({})", e.key, values.join(",")),
-        });
+        };
+        parts.push((e.key.clone(), text));
     }
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
     if parts.is_empty() {
         "<none>".into()
     } else {
-        parts.join(",")
+        parts.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+
+    #[test]
+    fn selectors_format_like_go() {
+        let selector = LabelSelector {
+            match_labels: Some(
+                [
+                    ("tier".to_string(), "web".to_string()),
+                    ("app".to_string(), "x".to_string()),
+                ]
+                .into(),
+            ),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "env".into(),
+                operator: "In".into(),
+                values: Some(vec!["prod".into(), "dev".into()]),
+            }]),
+        };
+        assert_eq!(
+            super::format_selector(&selector),
+            "app=x,env in (dev,prod),tier=web"
+        );
+        assert_eq!(super::format_selector(&LabelSelector::default()), "<none>");
     }
 }
