@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::{
     Api, ResourceExt,
     api::{ApiResource, DynamicObject, Patch, PatchParams},
-    runtime::{controller::Action as Requeue, reflector::ObjectRef},
+    runtime::controller::Action as Requeue,
 };
 use serde_json::json;
 use shared_types::constants::{field_manager, keys};
@@ -16,34 +16,15 @@ use tracing::info;
 
 use crate::{Context, Error, plan::referenced_services};
 
-/// Whether `service` is still referenced by the Rollout it says manages it.
-pub fn still_managed(service: &Service, ctx: &Context) -> bool {
-    let Some(owner) = service.annotations().get(keys::MANAGED_BY_ROLLOUTS) else {
-        return true;
-    };
-    let namespace = service.namespace().unwrap_or_default();
-    let key = ObjectRef::new(owner).within(&namespace);
-    match ctx.rollouts.get(&key) {
-        // A Rollout we cannot parse keeps its Services: we cannot tell what it references.
-        Some(guard) => match &guard.0 {
-            Ok(rollout) => referenced_services(rollout)
-                .iter()
-                .any(|(_, s)| *s == service.name_any()),
-            Err(_) => true,
-        },
-        None => false,
-    }
-}
-
 /// Reconciles one Service.
 pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    if still_managed(&service, &ctx) {
+    let Some(owner) = service.annotations().get(keys::MANAGED_BY_ROLLOUTS) else {
         return Ok(Requeue::await_change());
-    }
+    };
     let namespace = service.namespace().unwrap_or_default();
-    // Our cache only holds this controller instance's Rollouts: a Rollout of another instance
-    // (or one we cannot see yet) must keep its Service. Ask the API server before releasing.
-    if let Some(owner) = service.annotations().get(keys::MANAGED_BY_ROLLOUTS) {
+    // Ask the API server rather than our cache: the cache holds only this instance's Rollouts
+    // and may still show a Rollout whose deletion is what brought us here.
+    {
         let rollouts: Api<DynamicObject> = Api::namespaced_with(
             ctx.client.clone(),
             &namespace,
