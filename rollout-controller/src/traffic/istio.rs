@@ -479,16 +479,45 @@ fn single_port(route: &Value) -> Option<i64> {
     }
 }
 
-fn select_tls(tls: &[Value], wanted: &[TlsRoute]) -> Result<Vec<usize>, Problem> {
+/// Indexes of the routes the Rollout names (each `wanted` entry must match at least one), or
+/// the only route when none is named. Shared by TLS and TCP routes, which differ only in how a
+/// route is matched and which problems are reported.
+fn select_named<W>(
+    routes: &[Value],
+    wanted: &[W],
+    matches: impl Fn(&Value, &W) -> bool,
+    ambiguous: Problem,
+    not_found: impl Fn() -> Problem,
+) -> Result<Vec<usize>, Problem> {
     if wanted.is_empty() {
-        return match tls.len() {
+        return match routes.len() {
             0 => Ok(Vec::new()),
             1 => Ok(vec![0]),
-            _ => Err(Problem::AmbiguousTlsRoute),
+            _ => Err(ambiguous),
         };
     }
     let mut indexes = Vec::new();
     for w in wanted {
+        let matching: Vec<usize> = routes
+            .iter()
+            .enumerate()
+            .filter(|(_, route)| matches(route, w))
+            .map(|(i, _)| i)
+            .collect();
+        if matching.is_empty() {
+            return Err(not_found());
+        }
+        for i in matching {
+            if !indexes.contains(&i) {
+                indexes.push(i);
+            }
+        }
+    }
+    Ok(indexes)
+}
+
+fn select_tls(tls: &[Value], wanted: &[TlsRoute]) -> Result<Vec<usize>, Problem> {
+    let matches = |route: &Value, w: &TlsRoute| {
         let want_hosts: BTreeSet<&str> = w
             .sni_hosts
             .as_deref()
@@ -496,63 +525,27 @@ fn select_tls(tls: &[Value], wanted: &[TlsRoute]) -> Result<Vec<usize>, Problem>
             .iter()
             .map(String::as_str)
             .collect();
-        let matching: Vec<usize> = tls
-            .iter()
-            .enumerate()
-            .filter(|(_, route)| {
-                let hosts: BTreeSet<&str> = route
-                    .get("match")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|b| b.get("sniHosts").and_then(Value::as_array))
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                single_port(route) == Some(w.port.unwrap_or(0)) && hosts == want_hosts
-            })
-            .map(|(i, _)| i)
+        let hosts: BTreeSet<&str> = route
+            .get("match")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.get("sniHosts").and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str)
             .collect();
-        if matching.is_empty() {
-            return Err(Problem::NoMatchingTlsRoute);
-        }
-        indexes.extend(
-            matching
-                .into_iter()
-                .filter(|i| !indexes.contains(i))
-                .collect::<Vec<_>>(),
-        );
-    }
-    Ok(indexes)
+        single_port(route) == Some(w.port.unwrap_or(0)) && hosts == want_hosts
+    };
+    select_named(tls, wanted, matches, Problem::AmbiguousTlsRoute, || {
+        Problem::NoMatchingTlsRoute
+    })
 }
 
 fn select_tcp(tcp: &[Value], wanted: &[TcpRoute]) -> Result<Vec<usize>, Problem> {
-    if wanted.is_empty() {
-        return match tcp.len() {
-            0 => Ok(Vec::new()),
-            1 => Ok(vec![0]),
-            _ => Err(Problem::AmbiguousTcpRoute),
-        };
-    }
-    let mut indexes = Vec::new();
-    for w in wanted {
-        let matching: Vec<usize> = tcp
-            .iter()
-            .enumerate()
-            .filter(|(_, route)| single_port(route) == Some(w.port.unwrap_or(0)))
-            .map(|(i, _)| i)
-            .collect();
-        if matching.is_empty() {
-            return Err(Problem::NoMatchingTcpRoute);
-        }
-        indexes.extend(
-            matching
-                .into_iter()
-                .filter(|i| !indexes.contains(i))
-                .collect::<Vec<_>>(),
-        );
-    }
-    Ok(indexes)
+    let matches = |route: &Value, w: &TcpRoute| single_port(route) == Some(w.port.unwrap_or(0));
+    select_named(tcp, wanted, matches, Problem::AmbiguousTcpRoute, || {
+        Problem::NoMatchingTcpRoute
+    })
 }
 
 /// Every weighted (non-mirror) route must reach both versions, otherwise setting a weight
