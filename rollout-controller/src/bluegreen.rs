@@ -33,8 +33,9 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
     let max_unavailable =
         crate::replicas::fence_posts(ctx.replicas, Some(&IntOrString::Int(0)), unavailable.as_ref())
             .max_unavailable;
-    ctx.reconcile_restart(max_unavailable);
-    reconcile_replica_sets(ctx);
+    if !ctx.reconcile_restart(max_unavailable) {
+        reconcile_replica_sets(ctx);
+    }
     reconcile_pause(ctx);
     reconcile_active_service(ctx);
     crate::ephemeral::reconcile(ctx);

@@ -142,12 +142,12 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
         canary.max_surge.as_ref(),
         canary.max_unavailable.as_ref(),
     );
-    ctx.reconcile_restart(fence.max_unavailable);
+    let evicted = ctx.reconcile_restart(fence.max_unavailable);
     crate::ephemeral::reconcile(ctx);
     let at_desired = at_desired_counts(ctx);
     ctx.traffic_weights = traffic::plan::reconcile(ctx, canary, at_desired);
     // Experiments and analysis runs (later issues) are reconciled here, as in Argo.
-    if !ctx.traffic_halted && reconcile_replica_sets(ctx) {
+    if !ctx.traffic_halted && !evicted && reconcile_replica_sets(ctx) {
         reconcile_pause(ctx);
     }
     sync_status(ctx);

@@ -1032,12 +1032,14 @@ impl Ctx<'_> {
     /// Restarts pods created before `spec.restartAt` by evicting them a few at a time, never
     /// below the availability budget (Argo's pod restarter). Returns the restart time once
     /// no old pod is left: then `status.restartedAt` becomes `spec.restartAt`.
-    pub fn reconcile_restart(&mut self, max_unavailable: i32) {
+    /// Returns whether pods were evicted (then nothing else is scaled in this reconcile, so
+    /// the two cannot add up beyond the availability budget).
+    pub fn reconcile_restart(&mut self, max_unavailable: i32) -> bool {
         if !Self::restart_pending(self.rollout) {
-            return;
+            return false;
         }
         let Some(restart_at) = self.rollout.spec.restart_at.clone() else {
-            return;
+            return false;
         };
         // Stable first, then new, then the others oldest first.
         let mut order: Vec<usize> = self.stable_rs.into_iter().chain(self.new_rs).collect();
@@ -1074,7 +1076,7 @@ impl Ctx<'_> {
         }
         if old_pods.is_empty() {
             self.old.restarted_at = Some(restart_at);
-            return;
+            return false;
         }
         let desired: i32 = self
             .rss
@@ -1084,11 +1086,13 @@ impl Ctx<'_> {
             .max(self.replicas);
         let available: i32 = self.rss.iter().map(rsutil::available_replicas).sum();
         let budget = max_unavailable.max(1) - (desired - available);
+        let before = self.plan.actions.len();
         for pod in old_pods.into_iter().take(usize::try_from(budget).unwrap_or(0)) {
             self.plan.actions.push(Action::EvictPod(pod));
         }
         // Evicted pods come back through the ReplicaSet; look again soon in case no event arrives.
         self.requeue(Duration::from_secs(5));
+        self.plan.actions.len() > before
     }
 
     /// Counts over all ReplicaSets and the status fields every strategy shares (Argo's
