@@ -81,6 +81,21 @@ up_to_date helm "$HELM_VERSION" ||
   timed helm "$HELM_VERSION" "cold build ~2-3 min" go_install helm "$HELM_MODULE/cmd/helm@$HELM_VERSION" \
     "-X $HELM_MODULE/internal/version.version=$HELM_VERSION"
 
+# kwok's own Stage objects (node initialize and heartbeat, pod ready/complete/delete), taken from
+# the kwok module at build time rather than copied into this repository.
+STAGES=$CACHE/k8s-$KUBE_VERSION/kwok-stages
+if [[ "$(cat "$STAGES/.version" 2>/dev/null)" != "$KWOK_VERSION" ]]; then
+  log "extracting kwok stages from sigs.k8s.io/kwok $KWOK_VERSION"
+  kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$STAGES.tmp"
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    cp "$kwok_dir/kustomize/stage/$stage.yaml" "$STAGES.tmp/"
+  done
+  echo "$KWOK_VERSION" > "$STAGES.tmp/.version"
+  rm -rf "$STAGES" && mv "$STAGES.tmp" "$STAGES"
+fi
+
 # Istio CRDs (VirtualService, DestinationRule) from the istio.io/api module.
 ISTIO_CRDS=$CACHE/k8s-$KUBE_VERSION/istio-crds.yaml
 if [[ "$(cat "$ISTIO_CRDS.version" 2>/dev/null)" != "$ISTIO_API_VERSION" ]]; then

@@ -233,7 +233,7 @@ EOF
 start kube-scheduler "$BIN/kube-scheduler" --config="$W/scheduler.yaml" \
   --bind-address=127.0.0.1 --secure-port=0 --v=1
 
-{ for s in "$HERE"/stages/*.yaml; do echo "---"; cat "$s"; done; } >"$W/kwok.yaml"
+{ for s in "$(dirname "$BIN")"/kwok-stages/*.yaml; do echo "---"; cat "$s"; done; } >"$W/kwok.yaml"
 # HOME is redirected because kwok reads ~/.kwok/kwok.yaml first if it exists.
 start kwok env HOME="$W/kwok-home" "$BIN/kwok" --kubeconfig="$W/kubeconfig" --config="$W/kwok.yaml" \
   --manage-all-nodes=true --node-lease-duration-seconds=40 --cidr=10.244.0.0/16
