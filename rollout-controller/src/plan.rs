@@ -1156,13 +1156,7 @@ impl Ctx<'_> {
         if let Some(bg) = status.blue_green.as_mut() {
             bg.scale_up_preview_check_point = None;
         }
-        let steps = self
-            .rollout
-            .spec
-            .strategy
-            .canary
-            .as_ref()
-            .map_or(0, |c| c.steps().len());
+        let steps = self.step_count();
         status.current_step_index = (steps > 0).then_some(0);
         status.restarted_at = self.rollout.spec.restart_at.clone();
     }
@@ -1197,6 +1191,16 @@ impl Ctx<'_> {
             .filter(|t| *t > new_at && *t < stable_at)
             .count();
         i32::try_from(between).unwrap_or(i32::MAX) < window
+    }
+
+    /// Number of canary steps (0 for blue-green).
+    fn step_count(&self) -> usize {
+        self.rollout
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .map_or(0, |c| c.steps().len())
     }
 
     /// Makes the new ReplicaSet the stable one (Argo's `promoteStable`).
@@ -1405,13 +1409,7 @@ impl Ctx<'_> {
                 bg.preview_service.is_none() || bgs.preview_selector == status.current_pod_hash;
             active_done && preview_done
         } else {
-            let steps = self
-                .rollout
-                .spec
-                .strategy
-                .canary
-                .as_ref()
-                .map_or(0, |c| c.steps().len());
+            let steps = self.step_count();
             let all_steps = steps == 0
                 || status.current_step_index.is_none()
                 || status.current_step_index == i32::try_from(steps).ok();

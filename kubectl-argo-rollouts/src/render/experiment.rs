@@ -6,7 +6,7 @@ use shared_types::{analysis::AnalysisRun, experiment::Experiment};
 
 use super::{
     color::Colorizer,
-    header_line,
+    identity_lines,
     rollout::write_images,
     tabwriter::align,
     tree::{TreeWriter, header},
@@ -33,16 +33,7 @@ pub fn render_experiment_objects(
 pub fn render_experiment(info: &ExperimentInfo, now: Timestamp, color: bool) -> String {
     let c = Colorizer::new(color);
     let mut out = String::new();
-    header_line(&mut out, "Name:", &info.meta.name);
-    header_line(&mut out, "Namespace:", &info.meta.namespace);
-    header_line(
-        &mut out,
-        "Status:",
-        &format!("{} {}", c.word(info.icon), info.status),
-    );
-    if !info.message.is_empty() {
-        header_line(&mut out, "Message:", &info.message);
-    }
+    identity_lines(&mut out, &info.meta, info.icon, &info.status, &info.message, c);
     write_images(&mut out, &info.images(), c);
     out.push('\n');
     let mut buf = String::new();

@@ -6,7 +6,7 @@ use shared_types::{analysis::AnalysisRun, experiment::Experiment, rollout::Rollo
 
 use super::{
     color::Colorizer,
-    header_line,
+    header_line, identity_lines,
     tabwriter::align,
     tree::{TreeWriter, header, prefixes},
 };
@@ -31,16 +31,7 @@ pub fn render_rollout_objects(
 pub fn render_rollout(info: &RolloutInfo, now: Timestamp, color: bool) -> String {
     let c = Colorizer::new(color);
     let mut out = String::new();
-    header_line(&mut out, "Name:", &info.meta.name);
-    header_line(&mut out, "Namespace:", &info.meta.namespace);
-    header_line(
-        &mut out,
-        "Status:",
-        &format!("{} {}", c.word(info.icon), info.status),
-    );
-    if !info.message.is_empty() {
-        header_line(&mut out, "Message:", &info.message);
-    }
+    identity_lines(&mut out, &info.meta, info.icon, &info.status, &info.message, c);
     header_line(&mut out, "Strategy:", &info.strategy);
     if info.strategy == "Canary" {
         header_line(&mut out, "  Step:", &info.step);
