@@ -45,6 +45,27 @@ where
     Ok(api.patch(name, &params(), &Patch::Merge(patch)).await?)
 }
 
+/// Merge-patches each named object and prints `<label> '<name>' <verb>` for it, as Argo's
+/// `retry experiment` and `terminate` commands do.
+pub async fn merge_each<K>(
+    api: &Api<K>,
+    names: &[String],
+    patch: &Value,
+    label: &str,
+    verb: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug + kube::Resource,
+{
+    for name in names {
+        let object = merge(api, name, patch).await?;
+        let shown = object.meta().name.clone().unwrap_or_else(|| name.clone());
+        writeln!(out, "{label} '{shown}' {verb}")?;
+    }
+    Ok(())
+}
+
 /// Sends a JSON patch (RFC 6902) given as a JSON array of operations.
 pub async fn json<K>(api: &Api<K>, name: &str, ops: Value) -> Result<K, Error>
 where

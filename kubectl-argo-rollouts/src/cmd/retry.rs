@@ -29,13 +29,13 @@ pub async fn rollouts(session: &Session, names: &[String], out: &mut dyn Write) 
 /// `experiment '<name>' retried`.
 pub async fn experiments(session: &Session, names: &[String], out: &mut dyn Write) -> Result<(), Error> {
     let api: Api<Experiment> = Api::namespaced(session.client.clone(), &session.namespace);
-    for name in names {
-        let exp = patch::merge(&api, name, &json!({"status": null})).await?;
-        writeln!(
-            out,
-            "experiment '{}' retried",
-            exp.metadata.name.as_deref().unwrap_or(name)
-        )?;
-    }
-    Ok(())
+    patch::merge_each(
+        &api,
+        names,
+        &json!({"status": null}),
+        "experiment",
+        "retried",
+        out,
+    )
+    .await
 }

@@ -12,28 +12,28 @@ use crate::{error::Error, kube::Session};
 /// Terminates each AnalysisRun and prints `analysisRun '<name>' terminated`.
 pub async fn analysis_runs(session: &Session, names: &[String], out: &mut dyn Write) -> Result<(), Error> {
     let api: Api<AnalysisRun> = Api::namespaced(session.client.clone(), &session.namespace);
-    for name in names {
-        let run = patch::merge(&api, name, &json!({"spec": {"terminate": true}})).await?;
-        writeln!(
-            out,
-            "analysisRun '{}' terminated",
-            run.metadata.name.as_deref().unwrap_or(name)
-        )?;
-    }
-    Ok(())
+    patch::merge_each(
+        &api,
+        names,
+        &json!({"spec": {"terminate": true}}),
+        "analysisRun",
+        "terminated",
+        out,
+    )
+    .await
 }
 
 /// Terminates each Experiment. Argo's plugin prints `experiment '<name>' retried` here (sic);
 /// the same text is kept for scripts that match on it.
 pub async fn experiments(session: &Session, names: &[String], out: &mut dyn Write) -> Result<(), Error> {
     let api: Api<Experiment> = Api::namespaced(session.client.clone(), &session.namespace);
-    for name in names {
-        let exp = patch::merge(&api, name, &json!({"spec": {"terminate": true}})).await?;
-        writeln!(
-            out,
-            "experiment '{}' retried",
-            exp.metadata.name.as_deref().unwrap_or(name)
-        )?;
-    }
-    Ok(())
+    patch::merge_each(
+        &api,
+        names,
+        &json!({"spec": {"terminate": true}}),
+        "experiment",
+        "retried",
+        out,
+    )
+    .await
 }
