@@ -166,6 +166,7 @@ pub(crate) fn sync_replicas_only(ctx: &mut Ctx) {
 /// basic canary is aborted).
 fn reconcile_services(ctx: &mut Ctx) {
     let canary = strategy(ctx);
+    reconcile_ping_pong_services(ctx);
     if let (Some(svc), Some(stable)) = (canary.stable_service.clone(), ctx.stable_rs) {
         ensure_service_target(ctx, &svc, stable);
     }
@@ -180,6 +181,35 @@ fn reconcile_services(ctx: &mut Ctx) {
         return;
     }
     ensure_service_target(ctx, &svc, new);
+}
+
+/// Ping-pong: during an update the Service in the canary role selects the new ReplicaSet at
+/// once (Argo switches it before the pods exist; it gets weight only through the router), and
+/// the one in the stable role the stable ReplicaSet. When the update is promoted the roles
+/// swap (`status.canary.stablePingPong`), so the Service already selecting the new pods keeps
+/// them and becomes stable. (Argo leaves the stable-role Service alone, so one created without
+/// a hash selector keeps selecting every pod until it has been canary once; we point it.)
+fn reconcile_ping_pong_services(ctx: &mut Ctx) {
+    let canary = strategy(ctx);
+    if canary.ping_pong.is_none() {
+        return;
+    }
+    let roles = canary.routed_services(
+        ctx.old
+            .canary
+            .as_ref()
+            .and_then(|c| c.stable_ping_pong.as_deref()),
+    );
+    let (stable_svc, canary_svc) = (roles.0.to_string(), roles.1.to_string());
+    if let Some(stable) = ctx.stable_rs {
+        ensure_service_target(ctx, &stable_svc, stable);
+    }
+    let promoted = ctx.old.stable_rs == ctx.old.current_pod_hash;
+    if let (false, Some(new)) = (promoted, ctx.new_rs)
+        && let Some(hash) = rsutil::hash(&ctx.rss[new]).map(str::to_string)
+    {
+        ctx.switch_service(&canary_svc, &hash);
+    }
 }
 
 /// Switches a Service to a ReplicaSet once it can take traffic: fully available when the
@@ -487,6 +517,14 @@ fn sync_status(ctx: &mut Ctx) {
         });
     } else if strategy(ctx).traffic_routing.is_some() {
         status.canary = ctx.old.canary.clone();
+    }
+    if strategy(ctx).ping_pong.is_some() {
+        // Which of ping and pong is stable changes only when an update is promoted.
+        let stable = ctx.old.canary.as_ref().and_then(|c| c.stable_ping_pong.clone());
+        status
+            .canary
+            .get_or_insert_with(Default::default)
+            .stable_ping_pong = stable;
     }
     let steps = step_count(ctx);
     let (mut index, _) = current_step(ctx);

@@ -4,15 +4,18 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service};
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Service},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
 use kube::{
     Api, Client, ResourceExt,
-    api::ListParams,
+    api::{DynamicObject, ListParams},
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::{Action as Requeue, Config as ControllerConfig},
-        events::{Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
         watcher,
     },
@@ -67,8 +70,8 @@ impl Config {
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Writes Events without holding up reconciles.
+    pub events: shared_runtime::events::EventPublisher,
     /// Metrics.
     pub metrics: Metrics,
     /// Settings.
@@ -79,6 +82,8 @@ pub struct Context {
     pub services: Store<Service>,
     /// Cached Rollouts.
     pub rollouts: Store<DeserializeGuard<Rollout>>,
+    /// Writes not yet seen in the caches.
+    pub expectations: crate::expectations::Expectations,
     /// Malformed Rollouts already reported, by (uid, generation, error).
     pub malformed_reported: std::sync::Mutex<std::collections::HashSet<(String, Option<i64>, String)>>,
 }
@@ -152,13 +157,13 @@ pub async fn run(args: Args) -> Result<(), Error> {
     )
     .await?;
 
-    let reporter = Reporter {
-        controller: "rollouts-controller".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: shared_runtime::events::EventPublisher::start(
+            client.clone(),
+            "rollouts-controller",
+            std::env::var("POD_NAME").ok(),
+        ),
         metrics,
         config: Config {
             resync: Duration::from_secs(args.rollout_resync.max(1)),
@@ -167,6 +172,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         replica_sets: rs_store.clone(),
         services: svc_store.clone(),
         rollouts: rollouts.clone(),
+        expectations: Default::default(),
         malformed_reported: Default::default(),
     });
 
@@ -189,6 +195,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
         }
     };
     let release_ctx = ctx.clone();
+    let dr_ctx = ctx.clone();
+    let namespace_owned = namespace.map(str::to_string);
     let release_ctx_rollouts_api: Api<DeserializeGuard<Rollout>> = api(&client, namespace);
     let instance_selector = args.common.instance_selector();
     let release = async move {
@@ -199,6 +207,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
         // A deleted Rollout releases its Services (trigger below) and its traffic routing: no
         // traffic may be left pointing at ReplicaSets the garbage collector is removing.
         let cleanup_ctx = release_ctx.clone();
+        // DestinationRules a Rollout stopped using are released by their own controller, fed
+        // from the same Rollout events (only when the Istio CRD is served).
+        let (dr_release, dr_triggers) = futures::channel::mpsc::unbounded::<ObjectRef<DynamicObject>>();
+        let dr_controller = destination_rule_controller(&release_ctx, namespace_owned.as_deref()).await;
+        let dr_store = dr_controller.as_ref().map(Controller::store);
         let deleted_rollouts = watcher(
             release_ctx_rollouts_api,
             watcher::Config::default().labels(&instance_selector),
@@ -206,9 +219,31 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .default_backoff()
         .filter_map(move |event| {
             let ctx = cleanup_ctx.clone();
+            let (dr_store, dr_release) = (dr_store.clone(), dr_release.clone());
+            let dr_resource = crate::destination_rules::resource(&ctx);
             async move {
+                let event = event.map(|e| {
+                    if let (watcher::Event::Apply(obj) | watcher::Event::Delete(obj), Some(store)) =
+                        (&e, &dr_store)
+                        && let Ok(rollout) = &obj.0
+                    {
+                        let mut rollout = rollout.clone();
+                        if matches!(e, watcher::Event::Delete(_)) {
+                            rollout
+                                .metadata
+                                .deletion_timestamp
+                                .get_or_insert_with(|| Time(Timestamp::now()));
+                        }
+                        for dr in crate::destination_rules::to_release(store, &dr_resource, &rollout) {
+                            // The receiver lives as long as this stream; a send only fails at shutdown.
+                            let _ = dr_release.unbounded_send(dr);
+                        }
+                    }
+                    e
+                });
                 match event {
                     Ok(watcher::Event::Delete(obj)) => {
+                        ctx.expectations.forget(&obj.uid().unwrap_or_default());
                         ctx.metrics.forget(&crate::metrics::RolloutLabels {
                             namespace: obj.namespace().unwrap_or_default(),
                             name: obj.name_any(),
@@ -217,34 +252,55 @@ pub async fn run(args: Args) -> Result<(), Error> {
                             let rollout = rollout.clone();
                             tokio::spawn(async move { reconcile::restore_traffic(&rollout, &ctx).await });
                         }
+                        // Marks the object as gone for the mapper below (a watch Delete
+                        // carries the last state, usually without a deletionTimestamp).
+                        let mut obj = obj;
+                        if let Ok(rollout) = obj.0.as_mut() {
+                            rollout
+                                .metadata
+                                .deletion_timestamp
+                                .get_or_insert_with(|| Time(Timestamp::now()));
+                        }
                         Some(Ok(obj))
                     }
+                    // A changed Rollout may have stopped naming a Service it managed (e.g.
+                    // blue-green to canary): those are released too.
+                    Ok(watcher::Event::Apply(obj)) => Some(Ok(obj)),
                     Err(e) => Some(Err(e)),
                     Ok(_) => None,
                 }
             }
         });
-        Controller::for_shared_stream(svc_for_release, svc_store)
-            .watches_stream(deleted_rollouts, |guard: DeserializeGuard<Rollout>| {
-                match guard.0 {
-                    Ok(rollout) => {
-                        let namespace = rollout.namespace().unwrap_or_default();
-                        referenced_services(&rollout)
-                            .into_iter()
-                            .map(|(_, name)| ObjectRef::<Service>::new(&name).within(&namespace))
-                            .collect::<Vec<_>>()
+        let dr_release_loop = async move {
+            let Some(controller) = dr_controller else { return };
+            controller
+                .reconcile_on(dr_triggers)
+                .graceful_shutdown_on(shared_runtime::shutdown_signal())
+                .run(crate::destination_rules::reconcile, error_policy_dr, dr_ctx)
+                .for_each(|res| async move {
+                    if let Err(e) = res {
+                        warn!(error = %e, "DestinationRule release failed");
                     }
+                })
+                .await;
+        };
+        let managed_store = svc_store.clone();
+        let service_release_loop = Controller::for_shared_stream(svc_for_release, svc_store)
+            .watches_stream(
+                deleted_rollouts,
+                move |guard: DeserializeGuard<Rollout>| match guard.0 {
+                    Ok(rollout) => services_to_release(&managed_store, &rollout),
                     Err(_) => Vec::new(),
-                }
-            })
+                },
+            )
             .graceful_shutdown_on(shared_runtime::shutdown_signal())
             .run(services::reconcile, error_policy_service, release_ctx)
             .for_each(|res| async move {
                 if let Err(e) = res {
                     warn!(error = %e, "service release failed");
                 }
-            })
-            .await;
+            });
+        futures::join!(service_release_loop, dr_release_loop);
     };
     let rollout_controller = controller
         .graceful_shutdown_on(shared_runtime::shutdown_signal())
@@ -292,6 +348,35 @@ pub async fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
+/// Services the release controller must look at for a Rollout event: for a deleted Rollout,
+/// every Service it named or managed; for a live one, the Services annotated as managed by it
+/// that it no longer names (normally none, so a Rollout update costs no API call here).
+fn services_to_release(store: &Store<Service>, rollout: &Rollout) -> Vec<ObjectRef<Service>> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    let referenced: Vec<String> = referenced_services(rollout).into_iter().map(|(_, s)| s).collect();
+    let deleted = rollout.metadata.deletion_timestamp.is_some();
+    let mut out: Vec<ObjectRef<Service>> = store
+        .state()
+        .into_iter()
+        .filter(|svc| {
+            svc.namespace().as_deref() == Some(namespace.as_str())
+                && svc.annotations().get(keys::MANAGED_BY_ROLLOUTS) == Some(&name)
+                && (deleted || !referenced.contains(&svc.name_any()))
+        })
+        .map(|svc| ObjectRef::from_obj(&*svc))
+        .collect();
+    if deleted {
+        for svc in &referenced {
+            let r = ObjectRef::<Service>::new(svc).within(&namespace);
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
 /// Rollouts in the Service's namespace that name it.
 fn rollouts_referencing(
     store: &Store<DeserializeGuard<Rollout>>,
@@ -321,4 +406,26 @@ fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, _: Arc<Context
 
 fn error_policy_service(_: Arc<Service>, _: &Error, _: Arc<Context>) -> Requeue {
     Requeue::requeue(Duration::from_secs(5))
+}
+
+fn error_policy_dr(_: Arc<DynamicObject>, _: &Error, _: Arc<Context>) -> Requeue {
+    Requeue::requeue(Duration::from_secs(5))
+}
+
+/// The controller releasing DestinationRules, or None (logged once) when the Istio
+/// DestinationRule kind is not served.
+async fn destination_rule_controller(
+    ctx: &Context,
+    namespace: Option<&str>,
+) -> Option<Controller<DynamicObject>> {
+    let resource = crate::destination_rules::resource(ctx);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
+        None => Api::all_with(ctx.client.clone(), &resource),
+    };
+    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        info!(error = %e, "Istio DestinationRules are not served; DestinationRule release is off");
+        return None;
+    }
+    Some(Controller::new_with(api, watcher::Config::default(), resource))
 }

@@ -177,6 +177,9 @@ pub struct Plan {
     pub requeue_after: Option<Duration>,
     /// The spec is invalid (retry with back-off rather than at a fixed time).
     pub invalid_spec: bool,
+    /// `status.duration` records this reconcile ended (for the duration metrics, once the
+    /// status is written).
+    pub finished_durations: Vec<shared_types::rollout::RolloutDuration>,
 }
 
 /// Pause and abort changes decided during a reconcile, applied to the status at the end
@@ -355,6 +358,16 @@ pub fn referenced_services(rollout: &Rollout) -> Vec<(String, String)> {
         if let Some(s) = &c.canary_service {
             out.push(("spec.strategy.canary.canaryService".to_string(), s.clone()));
         }
+        if let Some(pp) = &c.ping_pong {
+            out.push((
+                "spec.strategy.canary.pingPong.pingService".to_string(),
+                pp.ping_service.clone(),
+            ));
+            out.push((
+                "spec.strategy.canary.pingPong.pongService".to_string(),
+                pp.pong_service.clone(),
+            ));
+        }
     }
     out.retain(|(_, name)| !name.is_empty());
     out
@@ -409,8 +422,8 @@ impl Ctx<'_> {
         if set_condition(&mut status, cond) {
             self.warning(event_reason::INVALID_SPEC, msg);
         }
-        self.finish_status(status);
         self.plan.invalid_spec = true;
+        self.finish_status(status);
     }
 
     /// Template hash the Rollout's current spec asks for.
@@ -1212,6 +1225,31 @@ impl Ctx<'_> {
             status.current_step_index = (steps > 0).then(|| i32::try_from(steps).unwrap_or(i32::MAX));
         }
         if status.stable_rs != status.current_pod_hash {
+            let ping_pong = self
+                .rollout
+                .spec
+                .strategy
+                .canary
+                .as_ref()
+                .is_some_and(|c| c.ping_pong.is_some());
+            if ping_pong {
+                // The canary Service (now selecting the promoted pods) becomes the stable one.
+                let was_ping = self
+                    .old
+                    .canary
+                    .as_ref()
+                    .and_then(|c| c.stable_ping_pong.as_deref())
+                    == Some(shared_types::rollout::PING);
+                let next = if was_ping {
+                    shared_types::rollout::PONG
+                } else {
+                    shared_types::rollout::PING
+                };
+                status
+                    .canary
+                    .get_or_insert_with(Default::default)
+                    .stable_ping_pong = Some(next.into());
+            }
             status.stable_rs = status.current_pod_hash.clone();
             let revision = self.rollout_revision();
             let hash = status.current_pod_hash.clone().unwrap_or_default();
@@ -1553,7 +1591,108 @@ impl Ctx<'_> {
         let (phase, msg) = calculate_phase(&self.rollout.spec, &status);
         status.phase = Some(phase.into());
         status.message = (!msg.is_empty()).then_some(msg);
+        // An invalid spec says nothing about the update: its record stays as it was.
+        status.duration = if self.plan.invalid_spec {
+            self.old.duration.clone()
+        } else {
+            let outcome = crate::duration::next(&self.duration_observation(&status));
+            self.plan.finished_durations = outcome.finished;
+            outcome.duration
+        };
         self.plan.status = Some(status);
+    }
+
+    /// What `status.duration` needs to know about this reconcile (Argo's
+    /// `calculateStatusDuration` inputs).
+    fn duration_observation(&self, status: &RolloutStatus) -> crate::duration::Observation {
+        let canary = self.rollout.spec.strategy.canary.is_some();
+        let spec_changed = self.old.current_pod_hash.as_deref().is_none_or(str::is_empty)
+            || if canary {
+                self.template_or_steps_changed()
+            } else {
+                self.pod_spec_changed()
+            };
+        let persisted = self.rollout.status.clone().unwrap_or_default();
+        let current = status.current_pod_hash.as_deref().filter(|h| !h.is_empty());
+        let complete = current.is_some()
+            && status.stable_rs.as_deref() == current
+            && self
+                .new_rs()
+                .is_some_and(|rs| rsutil::available_replicas(rs) >= self.replicas);
+        crate::duration::Observation {
+            previous: self.old.duration.clone(),
+            spec_changed,
+            rollback: self.rollback_kind(),
+            stable_switched: current.is_some()
+                && status.stable_rs.as_deref() == current
+                && persisted.stable_rs.as_deref() != current,
+            promote_full: persisted.promote_full.unwrap_or(false),
+            aborted: self.is_aborted(),
+            was_aborted: persisted
+                .condition(condition_type::PROGRESSING)
+                .is_some_and(|c| c.reason == reason::ROLLOUT_ABORTED),
+            complete,
+            manual_pause: self.rollout.spec.is_paused()
+                || status
+                    .pause_conditions()
+                    .iter()
+                    .any(|c| self.pause_needs_a_person(&c.reason, status)),
+            now: self.now.0,
+        }
+    }
+
+    /// Whether a pause lasts until someone acts (an indefinite pause step, blue-green without
+    /// auto-promotion, an inconclusive analysis or experiment), unlike a timed one.
+    fn pause_needs_a_person(&self, why: &str, status: &RolloutStatus) -> bool {
+        use shared_types::constants::pause_reason;
+        match why {
+            pause_reason::CANARY_PAUSE_STEP => {
+                let index = usize::try_from(status.current_step_index.unwrap_or(0)).unwrap_or(0);
+                self.rollout
+                    .spec
+                    .strategy
+                    .canary
+                    .as_ref()
+                    .and_then(|c| c.steps().get(index))
+                    .and_then(|step| step.pause.as_ref())
+                    .is_some_and(|pause| pause.duration.is_none())
+            }
+            pause_reason::BLUE_GREEN_PAUSE => self
+                .rollout
+                .spec
+                .strategy
+                .blue_green
+                .as_ref()
+                .is_some_and(|bg| !bg.auto_promotion_enabled()),
+            _ => true,
+        }
+    }
+
+    /// Whether the new ReplicaSet is an earlier revision than the stable one (a rollback), and
+    /// if so whether it skips the steps: `Some(true)` back to stable, within `rollbackWindow` or
+    /// (blue-green) within a scale-down delay; `Some(false)` otherwise (Argo's `isRollback` and
+    /// `isFastRollback`).
+    fn rollback_kind(&self) -> Option<bool> {
+        let (new, stable) = (self.new_rs()?, self.stable_rs()?);
+        let hash = rsutil::hash(new)?;
+        let mut already_current = self.old.current_pod_hash.as_deref() == Some(hash);
+        if self.rollout.spec.strategy.blue_green.is_some() {
+            let active = self
+                .old
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.active_selector.as_deref());
+            already_current = already_current && active == Some(hash);
+        }
+        let to_stable = self.old.stable_rs.as_deref() == Some(hash);
+        let created = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let to_earlier = matches!((created(new), created(stable)), (Some(n), Some(s)) if n < s);
+        if already_current || !(to_stable || to_earlier) {
+            return None;
+        }
+        let within_delay = self.rollout.spec.strategy.blue_green.is_some()
+            && rsutil::scale_down_deadline(new).is_some_and(|deadline| deadline > self.now.0);
+        Some(to_stable || within_delay || self.rollback_within_window())
     }
 
     /// The pause reasons this reconcile adds.

@@ -18,12 +18,10 @@ use kube::{
     },
     core::DeserializeGuard,
     core::GroupVersionKind,
-    runtime::{
-        controller::Action as Requeue,
-        events::{Event as KubeEvent, EventType},
-    },
+    runtime::controller::Action as Requeue,
 };
 use serde_json::{Value, json};
+use shared_runtime::events::{EventType, Occurrence};
 use shared_types::{
     constants::{condition_type, event_reason, field_manager, keys, message, reason},
     rollout::Rollout,
@@ -80,6 +78,16 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
     }
     let namespace = rollout.namespace().unwrap_or_default();
     let uid = rollout.uid().unwrap_or_default();
+    let view = CachedView {
+        rollout,
+        namespace: &namespace,
+        ctx,
+    };
+    if !ctx.expectations.satisfied(&uid, &view) {
+        // Our last writes are not in the caches yet; their watch events trigger us again.
+        debug!(rollout = %rollout.name_any(), "waiting for the caches to show our last writes");
+        return Ok(Requeue::requeue(std::time::Duration::from_secs(1)));
+    }
     let replica_sets = gather_replica_sets(rollout, &namespace, &uid, ctx).await?;
     let services: BTreeMap<String, Service> = referenced_services(rollout)
         .into_iter()
@@ -114,6 +122,27 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
         // A fallback resync keeps the controller eventually consistent if a watch event is lost.
         None => Requeue::requeue(ctx.config.resync),
     })
+}
+
+/// The caches as [`crate::expectations::Expectations`] reads them.
+struct CachedView<'a> {
+    rollout: &'a Rollout,
+    namespace: &'a str,
+    ctx: &'a Context,
+}
+
+impl crate::expectations::CacheView for CachedView<'_> {
+    fn rollout_version(&self) -> Option<String> {
+        self.rollout.resource_version()
+    }
+
+    fn replica_set_version(&self, name: &str) -> Option<String> {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(self.namespace);
+        self.ctx
+            .replica_sets
+            .get(&key)
+            .and_then(|rs| rs.resource_version())
+    }
 }
 
 /// ReplicaSets controlled by the Rollout, adopting orphans whose labels match its selector.
@@ -230,13 +259,7 @@ pub async fn restore_traffic(rollout: &Rollout, ctx: &Context) {
         .as_ref()
         .and_then(|tr| tr.managed_routes.clone())
         .unwrap_or_default();
-    let split = match &istio.destination_rule {
-        Some(dr) => crate::traffic::istio::Split::Subset(dr),
-        None => crate::traffic::istio::Split::Host {
-            canary_service: canary.canary_service.as_deref().unwrap_or_default(),
-            stable_service: canary.stable_service.as_deref().unwrap_or_default(),
-        },
-    };
+    let split = crate::traffic::plan::split(istio, canary, rollout);
     for vs_ref in crate::traffic::plan::virtual_services(istio) {
         let (name, ns) = crate::traffic::istio::parse_virtual_service_ref(&vs_ref.name, &namespace);
         let api: Api<DynamicObject> = Api::namespaced_with(
@@ -358,6 +381,13 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     // Writes to the Rollout itself move its resourceVersion; later writes must use the new one.
     let mut resource_version = rollout.resource_version();
+    let uid = rollout.uid().unwrap_or_default();
+    let read_version = rollout.resource_version().unwrap_or_default();
+    let rollout_written = |updated: &Rollout| {
+        if updated.resource_version().as_deref() != Some(read_version.as_str()) {
+            ctx.expectations.rollout_written(&uid, &read_version);
+        }
+    };
     for action in &plan.actions {
         debug!(?action, "executing");
         match action {
@@ -368,6 +398,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .patch(&name, &patch_params(), &Patch::Merge(&patch))
                     .await
                     .map_err(Error::Api)?;
+                rollout_written(&updated);
                 resource_version = updated.resource_version();
             }
             Action::SetRolloutRevision(revision) => {
@@ -376,11 +407,12 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .patch(&name, &patch_params(), &Patch::Merge(&patch))
                     .await
                     .map_err(Error::Api)?;
+                rollout_written(&updated);
                 resource_version = updated.resource_version();
             }
             Action::CreateReplicaSet(rs) => create_replica_set(rollout, rs, &replica_sets, ctx).await?,
             Action::UpdateReplicaSet(update) => {
-                replica_sets
+                let updated = replica_sets
                     .patch(
                         &update.name,
                         &patch_params(),
@@ -388,11 +420,26 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     )
                     .await
                     .map_err(Error::Api)?;
+                if updated.resource_version() != update.resource_version {
+                    ctx.expectations.replica_set_written(
+                        &uid,
+                        &update.name,
+                        update.resource_version.as_deref(),
+                    );
+                }
             }
             Action::DeleteReplicaSet(rs) => {
                 info!(replicaset = %rs, "deleting old ReplicaSet beyond revisionHistoryLimit");
                 match replica_sets.delete(rs, &DeleteParams::background()).await {
-                    Ok(_) => {}
+                    Ok(_) => {
+                        let key = kube::runtime::reflector::ObjectRef::new(rs).within(&namespace);
+                        let before = ctx.replica_sets.get(&key).and_then(|r| r.resource_version());
+                        ctx.expectations.replica_set_written(
+                            &uid,
+                            rs,
+                            Some(before.as_deref().unwrap_or_default()),
+                        );
+                    }
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(Error::Api(e)),
                 }
@@ -404,6 +451,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .patch(&name, &patch_params(), &Patch::Merge(&patch))
                     .await
                     .map_err(Error::Api)?;
+                rollout_written(&updated);
                 resource_version = updated.resource_version();
             }
             Action::ScaleWorkload {
@@ -504,13 +552,18 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
             // cleared no matter which manager set them. resourceVersion guards against a
             // concurrent user change being overwritten.
             let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": diff});
-            rollouts
+            let updated = rollouts
                 .patch_status(&name, &patch_params(), &Patch::Merge(&patch))
                 .await
                 .map_err(Error::Api)?;
+            rollout_written(&updated);
         }
     }
-    publish_events(rollout, plan, ctx).await;
+    // Only once the status that ended them is written, so a conflict does not count twice.
+    for finished in &plan.finished_durations {
+        ctx.metrics.observe_duration(finished);
+    }
+    publish_events(rollout, plan, ctx);
     if plan.invalid_spec {
         return Err(Error::InvalidSpec);
     }
@@ -533,7 +586,11 @@ async fn create_replica_set(
         )
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            ctx.expectations
+                .replica_set_written(&rollout.uid().unwrap_or_default(), &rs.name_any(), None);
+            Ok(())
+        }
         Err(kube::Error::Api(e)) if e.code == 409 => {
             // Same name exists: reuse it when it is ours with the same template, else bump the
             // collision count so the next hash differs.
@@ -566,7 +623,7 @@ async fn create_replica_set(
         Err(kube::Error::Api(e)) => {
             let rs_name = rs.name_any();
             let msg = message::replica_set_create_error(&rs_name, &e.message);
-            record(rollout, ctx, true, reason::REPLICA_SET_CREATE_ERROR, &msg).await;
+            record(rollout, ctx, true, reason::REPLICA_SET_CREATE_ERROR, &msg);
             Err(Error::Api(kube::Error::Api(e)))
         }
         Err(e) => Err(Error::Api(e)),
@@ -646,29 +703,25 @@ pub fn merge_patch_diff(old: &Value, new: &Value) -> Option<Value> {
     }
 }
 
-async fn publish_events(rollout: &Rollout, plan: &Plan, ctx: &Context) {
+fn publish_events(rollout: &Rollout, plan: &Plan, ctx: &Context) {
     for event in &plan.events {
-        record(rollout, ctx, event.warning, &event.reason, &event.message).await;
+        record(rollout, ctx, event.warning, &event.reason, &event.message);
     }
 }
 
-/// Records an Event on the Rollout; failures are logged, never fatal.
-async fn record(rollout: &Rollout, ctx: &Context, warning: bool, reason: &str, note: &str) {
-    let event = KubeEvent {
+/// Records an Event on the Rollout (queued; failures are logged, never fatal).
+fn record(rollout: &Rollout, ctx: &Context, warning: bool, reason: &str, note: &str) {
+    info!(reason, message = note, "event");
+    ctx.events.publish(Occurrence {
+        regarding: rollout.object_ref(&()),
         type_: if warning {
             EventType::Warning
         } else {
             EventType::Normal
         },
         reason: reason.into(),
-        note: Some(note.chars().take(1024).collect()),
-        action: reason.into(),
-        secondary: None,
-    };
-    info!(reason, message = note, "event");
-    if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-        warn!(error = %e, reason, "failed to record event");
-    }
+        message: note.into(),
+    });
 }
 
 /// A Rollout whose JSON does not fit the schema we understand: say so on the object and move on.
@@ -720,16 +773,12 @@ async fn report_malformed(
         uid: invalid.metadata.uid.clone(),
         ..Default::default()
     };
-    let event = KubeEvent {
+    ctx.events.publish(Occurrence {
+        regarding: reference,
         type_: EventType::Warning,
         reason: event_reason::INVALID_SPEC.into(),
-        note: Some(msg.chars().take(1024).collect()),
-        action: event_reason::INVALID_SPEC.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        warn!(error = %e, "failed to record event");
-    }
+        message: msg,
+    });
     // Nothing to do until the object changes.
     Ok(Requeue::await_change())
 }

@@ -1245,3 +1245,259 @@ fn replica_set_failures_are_copied_to_the_rollout() {
         ("FailedCreate", "pods \"x\" is forbidden: exceeded quota")
     );
 }
+
+// ---- status.duration --------------------------------------------------------------------------
+
+impl World {
+    fn duration(&self) -> shared_types::rollout::RolloutDuration {
+        self.rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.duration.clone())
+            .expect("status.duration is recorded")
+    }
+
+    /// `(seconds since the World's start of rolloutStartedAt, finishedAt), completionStatus,
+    /// totalManualPauseDurationSeconds, manualPauseStartedAt` of the record.
+    fn duration_summary(&self) -> (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>) {
+        let d = self.duration();
+        let base = 1_700_000_000;
+        let secs = |t: &Option<Time>| t.as_ref().map(|t| t.0.as_second() - base);
+        (
+            secs(&d.rollout_started_at),
+            secs(&d.finished_at),
+            d.completion_status.clone(),
+            d.total_manual_pause_duration_seconds,
+            secs(&d.manual_pause_started_at),
+        )
+    }
+}
+
+fn promoted(
+    start: i64,
+    end: i64,
+    status: &str,
+    paused: Option<i64>,
+) -> (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>) {
+    (Some(start), Some(end), Some(status.into()), paused, None)
+}
+
+#[test]
+fn duration_canary_initial_rollout_and_timed_pause() {
+    let mut w = World::new(CANARY_SUCCESS);
+    w.settle();
+    assert_eq!(w.duration_summary(), promoted(0, 0, "Promoted", None));
+    w.advance(100);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    // The seed's 2.2.2 first waits at `pause: {}` (manual)...
+    assert_eq!(w.duration_summary(), (Some(100), None, None, None, Some(100)));
+    w.advance(10);
+    w.promote();
+    w.settle();
+    // ...then at `pause: {duration: 30s}`, which is not a manual pause.
+    assert_eq!(w.phase(), ("Paused".into(), "CanaryPauseStep".into()));
+    assert_eq!(w.duration_summary(), (Some(100), None, None, Some(10), None));
+    w.advance(31);
+    w.settle();
+    assert_eq!(w.phase().0, "Healthy");
+    assert_eq!(w.duration_summary(), promoted(100, 141, "Promoted", Some(10)));
+}
+
+#[test]
+fn duration_indefinite_pauses_are_summed() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "CanaryPauseStep".into()));
+    assert_eq!(w.duration_summary(), (Some(10), None, None, None, Some(10)));
+    w.advance(25);
+    w.promote();
+    w.settle();
+    assert_eq!(w.duration_summary(), (Some(10), None, None, Some(25), Some(35)));
+    w.advance(5);
+    w.promote();
+    w.settle();
+    assert_eq!(w.phase().0, "Healthy");
+    assert_eq!(w.duration_summary(), promoted(10, 40, "Promoted", Some(30)));
+    // Scaling afterwards keeps the record.
+    w.advance(5);
+    w.edit_spec(|r| r.spec.replicas = Some(3));
+    w.settle();
+    assert_eq!(w.duration_summary(), promoted(10, 40, "Promoted", Some(30)));
+}
+
+#[test]
+fn duration_spec_paused_counts_as_manual() {
+    let mut w = World::new(CANARY_SUCCESS);
+    w.settle();
+    w.advance(10);
+    w.edit_spec(|r| r.spec.paused = Some(true));
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(w.duration_summary(), (Some(10), None, None, None, Some(10)));
+    w.advance(7);
+    w.edit_spec(|r| r.spec.paused = Some(false));
+    w.settle();
+    // Resumed, and at once paused again at the indefinite first step.
+    assert_eq!(w.duration_summary(), (Some(10), None, None, Some(7), Some(17)));
+}
+
+#[test]
+fn duration_promote_full_is_fast_promoted() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.advance(4);
+    w.promote_full_now();
+    w.settle();
+    assert_eq!(w.duration_summary(), promoted(10, 14, "FastPromoted", Some(4)));
+}
+
+#[test]
+fn duration_abort_then_retry_starts_a_new_record() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.advance(6);
+    w.abort();
+    w.settle();
+    assert_eq!(w.phase().0, "Degraded");
+    assert_eq!(w.duration_summary(), promoted(10, 16, "Aborted", Some(6)));
+    w.advance(20);
+    if let Some(s) = w.rollout.status.as_mut() {
+        s.abort = Some(false);
+    }
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "CanaryPauseStep".into()));
+    assert_eq!(w.duration_summary(), (Some(36), None, None, None, Some(36)));
+}
+
+#[test]
+fn duration_superseded_update_starts_a_new_record() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.advance(8);
+    w.set_image("ghcr.io/ssup2/mock-go-server:3.0.0");
+    w.settle();
+    assert_eq!(w.duration_summary(), (Some(18), None, None, None, Some(18)));
+    w.advance(2);
+    w.promote_full_now();
+    w.settle();
+    assert_eq!(w.duration_summary(), promoted(18, 20, "FastPromoted", Some(2)));
+}
+
+#[test]
+fn duration_rollback_to_stable_keeps_the_record_and_is_fast() {
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.advance(5);
+    w.undo();
+    w.settle();
+    assert_eq!(w.phase().0, "Healthy");
+    assert_eq!(w.duration_summary(), promoted(10, 15, "FastRolledBack", Some(5)));
+}
+
+fn three_revisions(window: i32) -> World {
+    let manifest = CANARY_UNDO_ABORT.replace(
+        "  replicas: 5\n",
+        &format!("  replicas: 5\n  rollbackWindow:\n    revisions: {window}\n"),
+    );
+    let mut w = World::new(&manifest);
+    w.settle();
+    for (i, image) in ["2.0.0", "3.0.0"].into_iter().enumerate() {
+        w.advance(10);
+        w.set_image(&format!("ghcr.io/ssup2/mock-go-server:{image}"));
+        w.settle();
+        if i == 1 {
+            break;
+        }
+        w.promote_full_now();
+        w.settle();
+    }
+    w
+}
+
+#[test]
+fn duration_rollback_inside_the_window_is_fast() {
+    // v1, v2 promoted (stable), v3 paused; back to v1: nothing between v1 and v2 → inside a
+    // window of 1.
+    let mut w = three_revisions(1);
+    w.advance(3);
+    w.edit_spec(|r| {
+        if let Some(s) = r.spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+            s.containers[0].image = Some("ghcr.io/ssup2/mock-go-server:1.0.0".into());
+        }
+    });
+    w.settle();
+    assert_eq!(w.phase().0, "Healthy");
+    assert_eq!(w.duration_summary(), promoted(20, 23, "FastRolledBack", Some(3)));
+}
+
+#[test]
+fn duration_rollback_outside_the_window_runs_the_steps() {
+    let mut w = three_revisions(1);
+    w.promote_full_now();
+    w.settle();
+    // v1, v2, v3 promoted; v4 paused; back to v1: v2 lies between v1 and v3 → outside.
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:4.0.0");
+    w.settle();
+    w.advance(2);
+    w.edit_spec(|r| {
+        if let Some(s) = r.spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+            s.containers[0].image = Some("ghcr.io/ssup2/mock-go-server:1.0.0".into());
+        }
+    });
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "CanaryPauseStep".into()));
+    assert_eq!(
+        w.duration_summary(),
+        (Some(30), None, Some("RolledBack".into()), Some(2), Some(32))
+    );
+    w.advance(4);
+    w.promote_full_now();
+    w.settle();
+    assert_eq!(w.duration_summary(), promoted(30, 36, "RolledBack", Some(6)));
+}
+
+#[test]
+fn duration_blue_green_manual_and_auto_promotion() {
+    let mut w = World::new(&blue_green());
+    w.settle();
+    assert_eq!(w.duration_summary(), promoted(0, 0, "Promoted", None));
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    // autoPromotionEnabled: false waits for a person.
+    assert_eq!(w.duration_summary(), (Some(10), None, None, None, Some(10)));
+    w.advance(12);
+    w.promote();
+    w.settle();
+    assert_eq!(w.duration_summary(), promoted(10, 22, "Promoted", Some(12)));
+
+    let auto = blue_green().replace("autoPromotionEnabled: false", "autoPromotionSeconds: 20");
+    let mut w = World::new(&auto);
+    w.settle();
+    w.advance(10);
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "BlueGreenPause".into()));
+    assert_eq!(w.duration_summary(), (Some(10), None, None, None, None));
+    w.advance(21);
+    w.settle();
+    assert_eq!(w.phase().0, "Healthy");
+    assert_eq!(w.duration_summary(), promoted(10, 31, "Promoted", None));
+}

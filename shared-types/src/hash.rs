@@ -132,6 +132,76 @@ pub fn go_json_pod_template_value(template: &Value) -> Vec<u8> {
     out
 }
 
+/// Every `resource.Quantity` in a pod template (requests, limits, overhead, `sizeLimit`, ...)
+/// whose text Go cannot parse, as `(JSON path below the template, text)`, e.g.
+/// `("spec.containers[0].resources.limits.memory", "invalid")`. Go would refuse to decode
+/// such a template at all, so there is no hash to match; callers report the field instead.
+pub fn invalid_quantities(template: &PodTemplateSpec) -> Vec<(String, String)> {
+    let value = serde_json::to_value(template).unwrap_or(Value::Null);
+    let mut found = Vec::new();
+    let mut path = String::new();
+    visit_quantities(
+        GoKind::Struct(go_layout::ROOT),
+        Some(&value),
+        &mut path,
+        &mut |path, text| {
+            if canonical_quantity(text).is_none() {
+                found.push((path.to_string(), text.to_string()));
+            }
+        },
+    );
+    found
+}
+
+/// Walks `value` as Go type `kind` and calls `visit` with the path and text of each Quantity.
+fn visit_quantities(
+    kind: GoKind,
+    value: Option<&Value>,
+    path: &mut String,
+    visit: &mut dyn FnMut(&str, &str),
+) {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return;
+    };
+    let len = path.len();
+    match kind {
+        GoKind::Quantity => {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            visit(path, &text);
+        }
+        GoKind::Ptr(inner) => visit_quantities(*inner, Some(value), path, visit),
+        GoKind::Struct(ty) => {
+            for field in ty.fields {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(field.name);
+                visit_quantities(field.kind, value.get(field.name), path, visit);
+                path.truncate(len);
+            }
+        }
+        GoKind::Slice(inner) => {
+            for (i, item) in value.as_array().into_iter().flatten().enumerate() {
+                path.push_str(&format!("[{i}]"));
+                visit_quantities(*inner, Some(item), path, visit);
+                path.truncate(len);
+            }
+        }
+        GoKind::Map(inner) => {
+            for (k, item) in value.as_object().into_iter().flatten() {
+                path.push('.');
+                path.push_str(k);
+                visit_quantities(*inner, Some(item), path, visit);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The Argo Rollouts pod-template hash of `template` with the Rollout's
 /// `status.collisionCount`, e.g. `6579c6cc98`.
 pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
@@ -153,5 +223,36 @@ mod tests {
     #[test]
     fn safe_encode_digits() {
         assert_eq!(safe_encode_string("0123456789"), "456789bcdf");
+    }
+
+    #[test]
+    fn invalid_quantities_are_named_by_path() {
+        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "spec": {
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": 1, "memory": "1Gi"}}},
+                    {"name": "b", "resources": {"limits": {"memory": "invalid"}}}
+                ],
+                "overhead": {"cpu": "lots"},
+                "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1Mi5"}}]
+            }
+        }))
+        .unwrap();
+        let mut found = invalid_quantities(&template);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "spec.containers[1].resources.limits.memory".to_string(),
+                    "invalid".to_string()
+                ),
+                ("spec.overhead.cpu".to_string(), "lots".to_string()),
+                (
+                    "spec.volumes[0].emptyDir.sizeLimit".to_string(),
+                    "1Mi5".to_string()
+                ),
+            ]
+        );
     }
 }

@@ -340,6 +340,25 @@ pub struct CanaryStrategy {
 }
 
 impl CanaryStrategy {
+    /// The `(stable, canary)` Services traffic is routed to (Argo's `GetStableAndCanaryServices`
+    /// for routers that prefer `stableService`/`canaryService`): with `pingPong` and neither of
+    /// those set, ping and pong take turns, ping being stable when `status.canary.stablePingPong`
+    /// is `ping` and pong otherwise.
+    pub fn routed_services(&self, stable_ping_pong: Option<&str>) -> (&str, &str) {
+        let stable = self.stable_service.as_deref().unwrap_or_default();
+        let canary = self.canary_service.as_deref().unwrap_or_default();
+        match &self.ping_pong {
+            Some(pp) if stable.is_empty() && canary.is_empty() => {
+                if stable_ping_pong == Some(PING) {
+                    (&pp.ping_service, &pp.pong_service)
+                } else {
+                    (&pp.pong_service, &pp.ping_service)
+                }
+            }
+            _ => (stable, canary),
+        }
+    }
+
     /// The steps, empty when none are given.
     pub fn steps(&self) -> &[CanaryStep] {
         self.steps.as_deref().unwrap_or_default()
@@ -377,6 +396,11 @@ pub struct ReplicaProgressThreshold {
     /// The threshold value.
     pub value: i32,
 }
+
+/// `status.canary.stablePingPong` when the ping Service is the stable one.
+pub const PING: &str = "ping";
+/// `status.canary.stablePingPong` when the pong Service is the stable one.
+pub const PONG: &str = "pong";
 
 /// The ping and pong services.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -78,6 +78,10 @@ pub const INVALID_PING_PONG: &str = "Ping service and Pong service must to be se
 /// Same Service for ping and pong.
 pub const DUPLICATED_PING_PONG: &str = "This rollout uses the same service for the ping and pong services, but two different services are required.";
 
+/// Kubernetes' message for a resource quantity it cannot parse.
+pub const INVALID_QUANTITY: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
 /// `Invalid value: <value>: <detail>` at `path`.
 fn invalid(path: impl Into<String>, value: impl std::fmt::Display, detail: &str) -> FieldError {
     FieldError {
@@ -211,6 +215,15 @@ fn validate_selector_and_template(spec: &RolloutSpec, errs: &mut Vec<FieldError>
             errs.push(required(format!("spec.template.spec.containers[{i}].image"), ""));
         }
     }
+    if let Some(template) = &spec.template {
+        for (path, text) in crate::hash::invalid_quantities(template) {
+            errs.push(invalid(
+                format!("spec.template.{path}"),
+                quoted(&text),
+                INVALID_QUANTITY,
+            ));
+        }
+    }
 }
 
 /// Label-selector semantics of `metav1.LabelSelectorAsSelector` for the operators Kubernetes allows.
@@ -295,7 +308,7 @@ fn requires_canary_and_stable_services(canary: &CanaryStrategy) -> bool {
         return false;
     };
     (tr.alb.is_some() && canary.ping_pong.is_none())
-        || tr.istio.as_ref().is_some_and(|i| i.destination_rule.is_none())
+        || (tr.istio.as_ref().is_some_and(|i| i.destination_rule.is_none()) && canary.ping_pong.is_none())
         || tr.smi.is_some()
         || tr.apisix.is_some()
         || tr.ambassador.is_some()
@@ -707,6 +720,27 @@ spec:
             vec![
                 "spec.strategy: Required value: Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'"
             ]
+        );
+    }
+
+    #[test]
+    fn numeric_quantities_pass_and_malformed_ones_are_named() {
+        let numeric = BASE.replace(
+            "image: \"demo:1\"}",
+            "image: \"demo:1\", resources: {requests: {cpu: 1, memory: 1024}, limits: {cpu: 0.5}}}",
+        );
+        let spec = rollout(&format!("{numeric}  strategy:\n    canary: {{}}\n"));
+        assert_eq!(paths(&spec), Vec::<String>::new());
+        let bad = BASE.replace(
+            "image: \"demo:1\"}",
+            "image: \"demo:1\", resources: {limits: {memory: invalid}}}",
+        );
+        let spec = rollout(&format!("{bad}  strategy:\n    canary: {{}}\n"));
+        assert_eq!(
+            paths(&spec),
+            vec![format!(
+                "spec.template.spec.containers[0].resources.limits.memory: Invalid value: \"invalid\": {INVALID_QUANTITY}"
+            )]
         );
     }
 

@@ -394,14 +394,11 @@ fn select_routes(
     let tls_wanted = routing.tls_routes.as_deref().unwrap_or_default();
     let tcp_wanted = routing.tcp_routes.as_deref().unwrap_or_default();
 
-    if http.is_none() && (!names.is_empty() || (tls.is_none() && tcp.is_none())) {
-        return Err(err(Problem::SpecHttpNotFound));
-    }
-    if tls.is_none() && !tls_wanted.is_empty() {
-        return Err(err(Problem::SpecTlsNotFound));
-    }
-    if tcp.is_none() && !tcp_wanted.is_empty() {
-        return Err(err(Problem::SpecTcpNotFound));
+    // As Argo: a kind of route the VirtualService lacks is skipped, even when the Rollout names
+    // routes of that kind (a TLS-only VirtualService with `routes: [primary]` is weighted on its
+    // TLS routes); only a VirtualService with no routes at all is an error.
+    if http.is_none() && tls.is_none() && tcp.is_none() {
+        return Err(err(Problem::NoRoutes));
     }
 
     let mut selection = Selection::default();
@@ -1330,8 +1327,7 @@ mod tests {
 
         let no_http = json!({ "metadata": { "name": "vs" }, "spec": { "hosts": ["x"] } });
         let err = set_weights(&no_http, &routing(&[]), &[], &host_split(), &desired(10, vec![])).unwrap_err();
-        assert_eq!(err.problem, Problem::SpecHttpNotFound);
-        assert_eq!(err.to_string(), "VirtualService `vs`: spec.http not found");
+        assert_eq!(err.problem, Problem::NoRoutes);
 
         let bad = json!({ "metadata": { "name": "vs" }, "spec": { "http": { "not": "a list" } } });
         let err = set_weights(&bad, &routing(&[]), &[], &host_split(), &desired(10, vec![])).unwrap_err();
@@ -1469,10 +1465,49 @@ mod tests {
         let err = set_weights(&vs, &routing(&[]), &[], &host_split(), &desired(30, vec![])).unwrap_err();
         assert_eq!(err.problem, Problem::AmbiguousTlsRoute);
 
-        // tlsRoutes listed but no spec.tls.
+        // tlsRoutes listed but no spec.tls: skipped, the HTTP route is weighted.
         let http_only = vs_two_services();
-        let err = set_weights(&http_only, &r, &[], &host_split(), &desired(30, vec![])).unwrap_err();
-        assert_eq!(err.problem, Problem::SpecTlsNotFound);
+        let out = set_weights(&http_only, &r, &[], &host_split(), &desired(30, vec![])).unwrap();
+        assert_eq!(
+            dests(&out, "http", 0),
+            vec![hw("mock-server-stable", 70), hw("mock-server-canary", 30)]
+        );
+    }
+
+    /// Argo's `istio-host-only-tls-split` case: the Rollout names an HTTP route, the
+    /// VirtualService has only TLS routes; the TLS route is weighted and nothing fails.
+    #[test]
+    fn tls_only_virtual_service_ignores_named_http_routes() {
+        let vs = json!({
+            "metadata": { "name": "vs" },
+            "spec": { "tls": [l4_route(Some(443), &["a.example.com"], 100)] },
+        });
+        let r = IstioVirtualService {
+            name: "vs".into(),
+            routes: Some(vec!["primary".into()]),
+            tls_routes: Some(vec![TlsRoute {
+                port: Some(443),
+                sni_hosts: Some(vec!["a.example.com".into()]),
+            }]),
+            ..Default::default()
+        };
+        let out = set_weights(&vs, &r, &[], &host_split(), &desired(20, vec![])).unwrap();
+        assert_eq!(
+            dests(&out, "tls", 0),
+            vec![hw("mock-server-stable", 80), hw("mock-server-canary", 20)]
+        );
+        let restored = restore_stable(&out, &r, &[], &host_split()).unwrap();
+        assert_eq!(
+            dests(&restored, "tls", 0),
+            vec![hw("mock-server-stable", 100), hw("mock-server-canary", 0)]
+        );
+        let none = json!({ "metadata": { "name": "vs" }, "spec": { "hosts": ["x"] } });
+        let err = set_weights(&none, &r, &[], &host_split(), &desired(20, vec![])).unwrap_err();
+        assert_eq!(err.problem, Problem::NoRoutes);
+        assert_eq!(
+            err.to_string(),
+            "VirtualService `vs`: Unable to get any of the HTTP, TCP or TLS routes for the Istio VirtualService"
+        );
     }
 
     #[test]

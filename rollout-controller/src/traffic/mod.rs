@@ -79,12 +79,9 @@ pub enum Problem {
     /// The VirtualService has no `spec.http` although HTTP routes are needed.
     #[error("spec.http not found")]
     SpecHttpNotFound,
-    /// The VirtualService has no `spec.tls` although `tlsRoutes` are listed.
-    #[error("spec.tls not found")]
-    SpecTlsNotFound,
-    /// The VirtualService has no `spec.tcp` although `tcpRoutes` are listed.
-    #[error(".spec.tcp is not defined")]
-    SpecTcpNotFound,
+    /// The VirtualService has neither HTTP, TLS nor TCP routes.
+    #[error("Unable to get any of the HTTP, TCP or TLS routes for the Istio VirtualService")]
+    NoRoutes,
     /// Nothing to update: no HTTP, TLS or TCP route was selected.
     #[error("no HTTP, TLS or TCP route found to set the weights on")]
     NoRouteSelected,

@@ -46,14 +46,32 @@ pub fn stable_ingresses(tr: &RolloutTrafficRouting) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn split<'a>(istio: &'a IstioTrafficRouting, canary: &'a CanaryStrategy) -> Split<'a> {
+/// How the Rollout splits traffic: by DestinationRule subsets, or by Service hosts (ping-pong
+/// Services take turns, see [`CanaryStrategy::routed_services`]).
+pub fn split<'a>(
+    istio: &'a IstioTrafficRouting,
+    canary: &'a CanaryStrategy,
+    rollout: &'a Rollout,
+) -> Split<'a> {
     match &istio.destination_rule {
         Some(dr) => Split::Subset(dr),
-        None => Split::Host {
-            canary_service: canary.canary_service.as_deref().unwrap_or_default(),
-            stable_service: canary.stable_service.as_deref().unwrap_or_default(),
-        },
+        None => {
+            let (stable_service, canary_service) = canary.routed_services(stable_ping_pong(rollout));
+            Split::Host {
+                canary_service,
+                stable_service,
+            }
+        }
     }
+}
+
+/// `status.canary.stablePingPong` as persisted.
+pub fn stable_ping_pong(rollout: &Rollout) -> Option<&str> {
+    rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.canary.as_ref())
+        .and_then(|c| c.stable_ping_pong.as_deref())
 }
 
 fn managed_routes(tr: &RolloutTrafficRouting) -> Vec<shared_types::rollout::ManagedRoute> {
@@ -102,9 +120,13 @@ pub fn validate(
                         WeightDestination::default(),
                         Vec::new(),
                     );
-                    if let Err(e) =
-                        istio::set_weights(vs, vs_ref, &managed_routes(tr), &split(istio, canary), &desired)
-                    {
+                    if let Err(e) = istio::set_weights(
+                        vs,
+                        vs_ref,
+                        &managed_routes(tr),
+                        &split(istio, canary, rollout),
+                        &desired,
+                    ) {
                         errors.push(FieldError::new(
                             field,
                             format!("Invalid value: {:?}: {e}", vs_ref.name),
@@ -269,7 +291,7 @@ fn reconcile_istio(
         .and_then(|i| canary.steps().get(i));
     let revision: i64 = ctx.rollout_revision().parse().unwrap_or(0);
     let managed_names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
-    let split = split(istio, canary);
+    let split = split(istio, canary, ctx.rollout);
     for vs_ref in virtual_services(istio) {
         let Some(vs) = ctx.virtual_services.get(&vs_ref.name).cloned() else {
             continue;
@@ -287,7 +309,13 @@ fn reconcile_istio(
                         .to_string(),
                     Some(dr.canary_subset_name.as_str()),
                 ),
-                None => (canary.canary_service.clone().unwrap_or_default(), None),
+                None => (
+                    canary
+                        .routed_services(stable_ping_pong(ctx.rollout))
+                        .1
+                        .to_string(),
+                    None,
+                ),
             };
             if let Some(h) = &step.set_header_route {
                 updated = istio::set_header_route(&updated, vs_ref, &routes, h, &host, subset)?;
@@ -342,8 +370,8 @@ fn reconcile_nginx(
             rollout_uid: &uid,
             nginx: spec,
             max_traffic_weight: tr.max_traffic_weight,
-            canary_service: canary.canary_service.as_deref().unwrap_or_default(),
-            stable_service: canary.stable_service.as_deref().unwrap_or_default(),
+            canary_service: canary.routed_services(stable_ping_pong(ctx.rollout)).1,
+            stable_service: canary.routed_services(stable_ping_pong(ctx.rollout)).0,
             weight,
         };
         let desired = nginx::canary_ingress(&stable, &params)?;
