@@ -10,8 +10,12 @@
 # whatever was started. Stop with e2e/cluster/down.sh WORKDIR.
 #
 # Env: ARGO_RS_BIN (bin dir; default: run build-deps.sh), KWOK_NODES (default 3),
+#      KWOK_NODE_PODS (pods each Node holds, default 1000, at most 4000: each Node has a /20 pod CIDR),
 #      UP_TIMEOUT (seconds per wait, default 120), CRD_DIR (default REPO/charts/argo-rollouts-crds/crds),
-#      EXTRA_CRDS (colon-separated CRD files or dirs of *.yaml, installed before KCM like the others).
+#      EXTRA_CRDS (colon-separated CRD files or dirs of *.yaml, installed before KCM like the others),
+#      AUDIT_LOG (1: the apiserver writes every request to WORKDIR/logs/audit.log, JSON lines at
+#      Metadata level without the RequestReceived stage; default off),
+#      KUBE_CLIENT_QPS (client-side rate limit of KCM and the scheduler, default 100; burst is twice that).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,6 +27,14 @@ TIMEOUT=${UP_TIMEOUT:-120}
 CRD_DIR=${CRD_DIR:-$REPO/charts/argo-rollouts-crds/crds}
 if ! [[ $NODES =~ ^[0-9]+$ ]] || (( NODES < 1 || NODES > 16 )); then
   echo "KWOK_NODES must be 1..16" >&2; exit 2
+fi
+NODE_PODS=${KWOK_NODE_PODS:-1000}
+if ! [[ $NODE_PODS =~ ^[0-9]+$ ]] || (( NODE_PODS < 1 || NODE_PODS > 4000 )); then
+  echo "KWOK_NODE_PODS must be 1..4000" >&2; exit 2
+fi
+QPS=${KUBE_CLIENT_QPS:-100}
+if ! [[ $QPS =~ ^[0-9]+$ ]] || (( QPS < 1 )); then
+  echo "KUBE_CLIENT_QPS must be a positive integer" >&2; exit 2
 fi
 
 log() { echo "[up $(elapsed)s] $*" >&2; }
@@ -153,6 +165,21 @@ EOF
 chmod 600 "$W/kubeconfig"
 
 # ---- etcd + kube-apiserver --------------------------------------------------------------
+AUDIT_ARGS=()
+if [[ ${AUDIT_LOG:-0} == 1 ]]; then
+  cat >"$W/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+EOF
+  # blocking: every request is logged before it is answered (nothing dropped under load);
+  # maxsize is in MB, so the log is never rotated in a test run.
+  AUDIT_ARGS=(--audit-policy-file="$W/audit-policy.yaml" --audit-log-path="$W/logs/audit.log"
+    --audit-log-format=json --audit-log-mode=blocking --audit-log-maxsize=100000 --audit-log-maxbackup=1)
+fi
+
 start etcd "$BIN/etcd" --name=default --data-dir="$W/etcd" \
   --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -173,7 +200,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --authorization-mode=Node,RBAC \
   --service-cluster-ip-range=10.96.0.0/16 \
   --endpoint-reconciler-type=none \
-  --allow-privileged=true --profiling=false --v=1
+  --allow-privileged=true --profiling=false --v=1 "${AUDIT_ARGS[@]}"
 wait_for kube-apiserver "kube-apiserver /readyz" \
   curl -fsS --cacert "$W/pki/ca.crt" --cert "$W/pki/admin.crt" --key "$W/pki/admin.key" \
   "https://127.0.0.1:$API_PORT/readyz"
@@ -218,15 +245,15 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
   --controllers='*' \
   --root-ca-file="$W/pki/ca.crt" --service-account-private-key-file="$W/pki/sa.key" \
   --node-monitor-period=5s --node-monitor-grace-period=40s \
-  --kube-api-qps=100 --kube-api-burst=200 --v=1
+  --kube-api-qps="$QPS" --kube-api-burst=$((2 * QPS)) --v=1
 
 cat >"$W/scheduler.yaml" <<EOF
 apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
 clientConnection:
   kubeconfig: $W/kubeconfig
-  qps: 100
-  burst: 200
+  qps: $QPS
+  burst: $((2 * QPS))
 leaderElection:
   leaderElect: false
 EOF
@@ -264,8 +291,8 @@ status:
   addresses:
   - {type: InternalIP, address: 10.240.0.$((i + 1))}
   - {type: Hostname, address: kwok-node-$i}
-  allocatable: {cpu: "1000", memory: 1Ti, pods: "1000"}
-  capacity: {cpu: "1000", memory: 1Ti, pods: "1000"}
+  allocatable: {cpu: "1000", memory: 1Ti, pods: "$NODE_PODS"}
+  capacity: {cpu: "1000", memory: 1Ti, pods: "$NODE_PODS"}
 EOF
 done >"$W/nodes.yaml"
 k apply -f "$W/nodes.yaml" >/dev/null

@@ -3,6 +3,8 @@
 //! applying YAML, waiting for conditions with clear messages, and running our binaries as local
 //! processes against the cluster.
 //!
+//! [`bench`] is the `scale-bench` benchmark (binary `src/bin/scale-bench.rs`).
+//!
 //! The tests find the cluster through `ARGO_RS_E2E_KUBECONFIG` (set by `scripts/test.sh`), so a
 //! developer's own `KUBECONFIG` is never touched by accident.
 
@@ -23,6 +25,9 @@ use kube::{
     discovery,
 };
 use serde_json::Value;
+
+pub mod bench;
+pub mod rollout_ops;
 
 /// Environment variable naming the kubeconfig of the test cluster.
 pub const KUBECONFIG_ENV: &str = "ARGO_RS_E2E_KUBECONFIG";

@@ -386,13 +386,7 @@ fn reconcile_pause(ctx: &mut Ctx) {
     {
         None => {
             if !ctx.old.is_controller_paused() {
-                ctx.add_pause(pause_reason::CANARY_PAUSE_STEP);
-                if let Some(s) = seconds {
-                    ctx.requeue(
-                        std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0))
-                            + std::time::Duration::from_secs(1),
-                    );
-                }
+                start_pause(ctx, seconds);
             }
         }
         Some(start) => {
@@ -403,6 +397,16 @@ fn reconcile_pause(ctx: &mut Ctx) {
                 }
             }
         }
+    }
+}
+
+/// Pauses at a pause step (a timed one is looked at again when it ends).
+fn start_pause(ctx: &mut Ctx, seconds: Option<i64>) {
+    ctx.add_pause(pause_reason::CANARY_PAUSE_STEP);
+    if let Some(s) = seconds {
+        ctx.requeue(
+            std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)) + std::time::Duration::from_secs(1),
+        );
     }
 }
 
@@ -578,6 +582,19 @@ fn sync_status(ctx: &mut Ctx) {
         let message = format!("Rollout step {}/{steps} completed ({done})", *i);
         ctx.event(event_reason::ROLLOUT_STEP_COMPLETED, message);
         ctx.remove_pause(pause_reason::CANARY_PAUSE_STEP);
+        // Arriving at a pause step pauses in the same status write (Argo needs a second
+        // reconcile and a second write for it).
+        let next_pause = usize::try_from(*i)
+            .ok()
+            .and_then(|k| strategy(ctx).steps().get(k))
+            .and_then(|step| step.pause.as_ref());
+        if let Some(pause) = next_pause
+            && !ctx.rollout.spec.is_paused()
+            && ctx.pause_condition(pause_reason::CANARY_PAUSE_STEP).is_none()
+        {
+            let seconds = pause.duration_seconds().ok().flatten();
+            start_pause(ctx, seconds);
+        }
     }
     status.current_step_index = index;
     finish(ctx, status);

@@ -27,8 +27,9 @@ struct ReplicaSetWrite {
 
 #[derive(Debug, Default)]
 struct Pending {
-    /// resourceVersion of the Rollout the last write was made from.
-    rollout_before: Option<String>,
+    /// resourceVersions of the Rollout our writes were made from: older than our last write,
+    /// so a cache showing one of them has not caught up.
+    rollout_before: Vec<String>,
     replica_sets: Vec<ReplicaSetWrite>,
     at: Option<Instant>,
 }
@@ -56,12 +57,13 @@ impl Expectations {
         f(&mut map)
     }
 
-    /// The Rollout was written from `before` and the server moved it to a new version.
+    /// The Rollout was written from version `before` and the server moved it to a new one.
     pub fn rollout_written(&self, uid: &str, before: &str) {
         self.with(|m| {
             let p = m.entry(uid.to_string()).or_default();
-            // The first write of a reconcile names the version the cache must move past.
-            p.rollout_before.get_or_insert_with(|| before.to_string());
+            if !p.rollout_before.iter().any(|v| v == before) {
+                p.rollout_before.push(before.to_string());
+            }
             p.at = Some(Instant::now());
         });
     }
@@ -88,10 +90,8 @@ impl Expectations {
                 return true;
             };
             let expired = p.at.is_none_or(|at| at.elapsed() > PATIENCE);
-            let rollout_seen = p
-                .rollout_before
-                .as_ref()
-                .is_none_or(|before| view.rollout_version().as_ref() != Some(before));
+            let cached = view.rollout_version();
+            let rollout_seen = !p.rollout_before.iter().any(|v| Some(v) == cached.as_ref());
             let replica_sets_seen =
                 p.replica_sets
                     .iter()

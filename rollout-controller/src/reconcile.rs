@@ -47,6 +47,18 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Rollout>>, ctx: Arc<Context>)
         ),
     };
     let labels = RolloutLabels { namespace, name };
+    let guard = match &guard.0 {
+        Ok(rollout) => match caught_up(&guard, rollout, &ctx).await {
+            Some(fresh) => fresh,
+            None => {
+                // Still not there: look again soon without holding a worker (the watch event
+                // carrying our write may also have been merged into the trigger of this run).
+                debug!(rollout = %labels.name, "caches do not show our last writes yet");
+                return Ok(Requeue::requeue(std::time::Duration::from_millis(200)));
+            }
+        },
+        Err(_) => guard,
+    };
     let result = match &guard.0 {
         Ok(rollout) => reconcile_rollout(rollout, &ctx).await,
         Err(invalid) => report_malformed(invalid, &ctx).await,
@@ -78,16 +90,6 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
     }
     let namespace = rollout.namespace().unwrap_or_default();
     let uid = rollout.uid().unwrap_or_default();
-    let view = CachedView {
-        rollout,
-        namespace: &namespace,
-        ctx,
-    };
-    if !ctx.expectations.satisfied(&uid, &view) {
-        // Our last writes are not in the caches yet; their watch events trigger us again.
-        debug!(rollout = %rollout.name_any(), "waiting for the caches to show our last writes");
-        return Ok(Requeue::requeue(std::time::Duration::from_secs(1)));
-    }
     let replica_sets = gather_replica_sets(rollout, &namespace, &uid, ctx).await?;
     let services: BTreeMap<String, Service> = referenced_services(rollout)
         .into_iter()
@@ -122,6 +124,42 @@ async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, 
         // A fallback resync keeps the controller eventually consistent if a watch event is lost.
         None => Requeue::requeue(ctx.config.resync),
     })
+}
+
+/// The Rollout as the caches show it once they include this process's last writes to it and
+/// its ReplicaSets (see [`crate::expectations`]): usually at once; right after a write, within
+/// the milliseconds its watch events take. None if they still lag after a short wait (a
+/// worker is not held longer: under load the events take longer and the workers are needed).
+async fn caught_up(
+    guard: &Arc<DeserializeGuard<Rollout>>,
+    rollout: &Rollout,
+    ctx: &Context,
+) -> Option<Arc<DeserializeGuard<Rollout>>> {
+    const WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+    const POLL: std::time::Duration = std::time::Duration::from_millis(10);
+    let namespace = rollout.namespace().unwrap_or_default();
+    let uid = rollout.uid().unwrap_or_default();
+    let key = kube::runtime::reflector::ObjectRef::from_obj(&**guard);
+    let deadline = Instant::now() + WAIT;
+    let mut latest = guard.clone();
+    loop {
+        if let Ok(current) = &latest.0 {
+            let view = CachedView {
+                rollout: current,
+                namespace: &namespace,
+                ctx,
+            };
+            if ctx.expectations.satisfied(&uid, &view) {
+                return Some(latest);
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+        // Deleted meanwhile: nothing left to wait for.
+        latest = ctx.rollouts.get(&key)?;
+    }
 }
 
 /// The caches as [`crate::expectations::Expectations`] reads them.
@@ -382,10 +420,11 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
     // Writes to the Rollout itself move its resourceVersion; later writes must use the new one.
     let mut resource_version = rollout.resource_version();
     let uid = rollout.uid().unwrap_or_default();
-    let read_version = rollout.resource_version().unwrap_or_default();
-    let rollout_written = |updated: &Rollout| {
-        if updated.resource_version().as_deref() != Some(read_version.as_str()) {
-            ctx.expectations.rollout_written(&uid, &read_version);
+    let rollout_written = |before: &Option<String>, updated: &Rollout| {
+        if let Some(before) = before
+            && updated.resource_version().as_ref() != Some(before)
+        {
+            ctx.expectations.rollout_written(&uid, before);
         }
     };
     for action in &plan.actions {
@@ -398,7 +437,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .patch(&name, &patch_params(), &Patch::Merge(&patch))
                     .await
                     .map_err(Error::Api)?;
-                rollout_written(&updated);
+                rollout_written(&resource_version, &updated);
                 resource_version = updated.resource_version();
             }
             Action::SetRolloutRevision(revision) => {
@@ -407,7 +446,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .patch(&name, &patch_params(), &Patch::Merge(&patch))
                     .await
                     .map_err(Error::Api)?;
-                rollout_written(&updated);
+                rollout_written(&resource_version, &updated);
                 resource_version = updated.resource_version();
             }
             Action::CreateReplicaSet(rs) => create_replica_set(rollout, rs, &replica_sets, ctx).await?,
@@ -451,7 +490,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .patch(&name, &patch_params(), &Patch::Merge(&patch))
                     .await
                     .map_err(Error::Api)?;
-                rollout_written(&updated);
+                rollout_written(&resource_version, &updated);
                 resource_version = updated.resource_version();
             }
             Action::ScaleWorkload {
@@ -556,7 +595,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                 .patch_status(&name, &patch_params(), &Patch::Merge(&patch))
                 .await
                 .map_err(Error::Api)?;
-            rollout_written(&updated);
+            rollout_written(&resource_version, &updated);
         }
     }
     // Only once the status that ended them is written, so a conflict does not count twice.

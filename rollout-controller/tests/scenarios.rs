@@ -1248,6 +1248,10 @@ fn replica_set_failures_are_copied_to_the_rollout() {
 
 // ---- status.duration --------------------------------------------------------------------------
 
+/// `status.duration` in seconds since the World's start: `(rolloutStartedAt, finishedAt,
+/// completionStatus, totalManualPauseDurationSeconds, manualPauseStartedAt)`.
+type DurationSummary = (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>);
+
 impl World {
     fn duration(&self) -> shared_types::rollout::RolloutDuration {
         self.rollout
@@ -1259,7 +1263,7 @@ impl World {
 
     /// `(seconds since the World's start of rolloutStartedAt, finishedAt), completionStatus,
     /// totalManualPauseDurationSeconds, manualPauseStartedAt` of the record.
-    fn duration_summary(&self) -> (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>) {
+    fn duration_summary(&self) -> DurationSummary {
         let d = self.duration();
         let base = 1_700_000_000;
         let secs = |t: &Option<Time>| t.as_ref().map(|t| t.0.as_second() - base);
@@ -1273,12 +1277,7 @@ impl World {
     }
 }
 
-fn promoted(
-    start: i64,
-    end: i64,
-    status: &str,
-    paused: Option<i64>,
-) -> (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>) {
+fn promoted(start: i64, end: i64, status: &str, paused: Option<i64>) -> DurationSummary {
     (Some(start), Some(end), Some(status.into()), paused, None)
 }
 

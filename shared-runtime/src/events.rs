@@ -20,8 +20,9 @@ use tracing::{debug, warn};
 
 /// Events waiting to be written; past this, new ones are dropped (and logged).
 const QUEUE: usize = 4096;
-/// Events written at the same time.
-const CONCURRENCY: usize = 4;
+/// Events written at the same time: few, so that under load they yield the API server to the
+/// writes that move rollouts forward (client-go's recorder writes one at a time).
+const CONCURRENCY: usize = 2;
 
 /// `Normal` or `Warning`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -50,8 +50,11 @@ pub enum Error {
 
 /// Builds a client from `--kubeconfig` when given, else from `KUBECONFIG`, `~/.kube/config` or
 /// the in-cluster service account, in that order (kube's inference).
-pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
-    let config = match kubeconfig {
+///
+/// Requests carry `User-Agent: <component>/<version>` so audit logs and API server metrics
+/// attribute them to the controller.
+pub async fn client(kubeconfig: Option<&Path>, component: &str) -> Result<kube::Client, Error> {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kubeconfig =
                 kube::config::Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
@@ -67,7 +70,15 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
         }
         None => kube::Config::infer().await.map_err(Error::Infer)?,
     };
+    if let Ok(agent) = http::HeaderValue::from_str(&user_agent(component)) {
+        config.headers.push((http::header::USER_AGENT, agent));
+    }
     kube::Client::try_from(config).map_err(Error::Client)
+}
+
+/// `<component>/<version of this build>`.
+pub fn user_agent(component: &str) -> String {
+    format!("{component}/{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT, so controllers can drain and exit.

@@ -104,3 +104,65 @@ fn rollout_crd_has_scale_status_category_and_defaults() {
     assert_eq!(status["HPAReplicas"]["type"], "integer");
     assert_eq!(status["observedGeneration"]["type"], "string");
 }
+
+/// Every `resource.Quantity` in the Rollout's pod template (requests, limits, overhead,
+/// `sizeLimit`, ...) accepts a number as well as a string (`cpu: 1`, `memory: 1024`), as
+/// Argo's CRD does.
+#[test]
+fn rollout_quantities_accept_numbers_and_strings() {
+    fn walk(node: &Value, path: &str, found: &mut Vec<String>, wrong: &mut Vec<String>) {
+        match node {
+            Value::Object(obj) => {
+                // A Quantity keeps its type's description, except where a field documents itself
+                // (emptyDir.sizeLimit).
+                let is_quantity = obj
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d.starts_with("Quantity is a fixed-point"))
+                    || path.ends_with("/emptyDir/properties/sizeLimit");
+                if is_quantity {
+                    found.push(path.to_string());
+                    if obj.get("x-kubernetes-int-or-string") != Some(&Value::Bool(true))
+                        || obj.contains_key("type")
+                    {
+                        wrong.push(path.to_string());
+                    }
+                }
+                for (k, v) in obj {
+                    walk(v, &format!("{path}/{k}"), found, wrong);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"), found, wrong);
+                }
+            }
+            _ => {}
+        }
+    }
+    let rollout = crds::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Rollout")
+        .expect("the Rollout CRD");
+    let schema = serde_json::to_value(&rollout).expect("CRD serializes");
+    let (mut found, mut wrong) = (Vec::new(), Vec::new());
+    walk(&schema, "", &mut found, &mut wrong);
+    let template = found.iter().filter(|p| p.contains("/template/")).count();
+    assert!(
+        template >= 10,
+        "too few quantities found in the template: {found:#?}"
+    );
+    for site in [
+        "/containers/",
+        "/initContainers/",
+        "/ephemeralContainers/",
+        "/overhead/",
+        "/sizeLimit",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(site)),
+            "no quantity under {site}: {found:#?}"
+        );
+    }
+    assert!(wrong.is_empty(), "quantities that reject numbers: {wrong:#?}");
+}
