@@ -85,6 +85,8 @@ pub struct Context {
     pub services: Store<Service>,
     /// Cached Rollouts.
     pub rollouts: Store<DeserializeGuard<Rollout>>,
+    /// Waits after failed reconciles, per Rollout.
+    pub backoff: shared_runtime::backoff::ErrorBackoff,
     /// Writes not yet seen in the caches.
     pub expectations: crate::expectations::Expectations,
     /// Malformed Rollouts already reported, by (uid, generation, error).
@@ -175,6 +177,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
         replica_sets: rs_store.clone(),
         services: svc_store.clone(),
         rollouts: rollouts.clone(),
+        backoff: shared_runtime::backoff::ErrorBackoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        ),
         expectations: Default::default(),
         malformed_reported: Default::default(),
     });
@@ -399,12 +405,34 @@ fn rollouts_referencing(
 }
 
 /// Back-off after a failed reconcile: quick for conflicts, slower for everything else.
-fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, _: Arc<Context>) -> Requeue {
-    match error {
-        Error::Api(kube::Error::Api(e)) if e.code == 409 => Requeue::requeue(Duration::from_millis(200)),
-        Error::InvalidSpec => Requeue::requeue(Duration::from_secs(10)),
-        _ => Requeue::requeue(Duration::from_secs(5)),
+/// After a failed reconcile: back off per Rollout (a persistent error no longer loops at a fixed
+/// rate), and say why on the Rollout with a Warning Event, at most once per cause every five
+/// minutes. Invalid specs have their own condition and Event; conflicts are transient.
+fn error_policy(guard: Arc<DeserializeGuard<Rollout>>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    let key = backoff_key(&guard);
+    let wait = ctx.backoff.failed(&key);
+    let conflict = matches!(error, Error::Api(kube::Error::Api(e)) if e.code == 409);
+    if let (Ok(rollout), false, false) = (&guard.0, conflict, matches!(error, Error::InvalidSpec)) {
+        ctx.events.publish_at_most_every(
+            format!("{key}/{}", error.category()),
+            Duration::from_secs(300),
+            shared_runtime::events::Occurrence {
+                regarding: kube::Resource::object_ref(rollout, &()),
+                type_: shared_runtime::events::EventType::Warning,
+                reason: shared_types::constants::event_reason::RECONCILE_ERROR.into(),
+                message: format!(
+                    "reconcile failed (retrying in {}s): {error}",
+                    wait.as_secs().max(1)
+                ),
+            },
+        );
     }
+    Requeue::requeue(wait)
+}
+
+/// The per-Rollout key of the error back-off.
+pub fn backoff_key(guard: &DeserializeGuard<Rollout>) -> String {
+    format!("{}/{}", guard.namespace().unwrap_or_default(), guard.name_any())
 }
 
 fn error_policy_service(_: Arc<Service>, _: &Error, _: Arc<Context>) -> Requeue {

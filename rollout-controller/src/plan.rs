@@ -998,6 +998,9 @@ impl Ctx<'_> {
 
     /// Records the referenced workload's generation on the Rollout and in its status.
     fn sync_workload_generation(&mut self, workload: Option<&Value>) {
+        if self.rollout.spec.workload_ref.is_none() {
+            return;
+        }
         // The referenced object is not watched: look at it again regularly.
         self.requeue(Duration::from_secs(20));
         let Some(generation) = crate::workload::generation(workload) else {

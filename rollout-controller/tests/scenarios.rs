@@ -105,10 +105,8 @@ impl World {
         }
     }
 
-    /// One reconcile, with the resulting writes applied and the ReplicaSet controller's work
-    /// (pods created and ready) done at once.
-    fn reconcile(&mut self) -> bool {
-        let observed = Observed {
+    fn observed(&self) -> Observed {
+        Observed {
             rollout: self.rollout.clone(),
             replica_sets: self.replica_sets.clone(),
             services: self.services.clone(),
@@ -118,8 +116,18 @@ impl World {
             ingresses: self.ingresses.clone(),
             workload: None,
             now: self.now,
-        };
-        let plan = plan(&observed);
+        }
+    }
+
+    /// When the plan of the next reconcile asks to look again (None: only on a change).
+    fn requeue_after(&self) -> Option<std::time::Duration> {
+        plan(&self.observed()).requeue_after
+    }
+
+    /// One reconcile, with the resulting writes applied and the ReplicaSet controller's work
+    /// (pods created and ready) done at once.
+    fn reconcile(&mut self) -> bool {
+        let plan = plan(&self.observed());
         let mut changed = false;
         for action in plan.actions {
             changed = true;
@@ -1499,4 +1507,61 @@ fn duration_blue_green_manual_and_auto_promotion() {
     w.settle();
     assert_eq!(w.phase().0, "Healthy");
     assert_eq!(w.duration_summary(), promoted(10, 31, "Promoted", None));
+}
+
+// ---- requeue timing ------------------------------------------------------------------------
+
+#[test]
+fn nothing_pending_means_no_requeue() {
+    for manifest in [CANARY_SUCCESS.to_string(), blue_green()] {
+        let mut w = World::new(&manifest);
+        w.settle();
+        assert_eq!(w.phase().0, "Healthy");
+        assert_eq!(
+            w.requeue_after(),
+            None,
+            "a Healthy Rollout is only looked at on a change"
+        );
+    }
+    // Waiting for a person (indefinite pause) is not something due either.
+    let mut w = World::new(CANARY_UNDO_ABORT);
+    w.settle();
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(w.phase(), ("Paused".into(), "CanaryPauseStep".into()));
+    assert_eq!(w.requeue_after(), None);
+}
+
+#[test]
+fn a_timed_pause_requeues_when_it_ends() {
+    let mut w = World::new(CANARY_SUCCESS);
+    w.settle();
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.promote();
+    w.settle();
+    // At `pause: {duration: 30s}`, 10 s in: look again just after the remaining 20 s.
+    w.advance(10);
+    let after = w.requeue_after().expect("a timed pause is due");
+    assert!(
+        (std::time::Duration::from_secs(20)..=std::time::Duration::from_secs(22)).contains(&after),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_scale_down_delay_requeues_when_it_ends() {
+    let mut w = World::new(&blue_green());
+    w.settle();
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.promote();
+    w.settle();
+    // The old active ReplicaSet waits out scaleDownDelaySeconds (30 s).
+    w.advance(5);
+    let after = w.requeue_after().expect("a scale-down is due");
+    assert!(
+        (std::time::Duration::from_secs(25)..=std::time::Duration::from_secs(27)).contains(&after),
+        "{after:?}"
+    );
 }

@@ -59,6 +59,8 @@ pub struct Occurrence {
 #[derive(Clone)]
 pub struct EventPublisher {
     queue: mpsc::Sender<Occurrence>,
+    /// When each rate-limited event was last published, by its key.
+    last_published: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl EventPublisher {
@@ -85,7 +87,25 @@ impl EventPublisher {
                 });
             }
         });
-        Self { queue }
+        Self {
+            queue,
+            last_published: Default::default(),
+        }
+    }
+
+    /// Queues an event unless one with the same `key` was published less than `every` ago
+    /// (for repeated failures: one Event per object and cause per window, not one per retry).
+    pub fn publish_at_most_every(&self, key: String, every: std::time::Duration, occurrence: Occurrence) {
+        let due = {
+            let mut last = self
+                .last_published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            due(&mut last, key, std::time::Instant::now(), every)
+        };
+        if due {
+            self.publish(occurrence);
+        }
     }
 
     /// Queues an event; never waits.
@@ -98,6 +118,22 @@ impl EventPublisher {
             warn!(reason = %dropped.reason, "event queue full; event dropped");
         }
     }
+}
+
+/// Whether an event with `key` may be published at `now` (and if so, remembers it).
+fn due(
+    last: &mut std::collections::HashMap<String, std::time::Instant>,
+    key: String,
+    now: std::time::Instant,
+    every: std::time::Duration,
+) -> bool {
+    // Forget old entries so the map stays as small as the set of current failures.
+    last.retain(|_, at| now.duration_since(*at) < every);
+    if last.contains_key(&key) {
+        return false;
+    }
+    last.insert(key, now);
+    true
 }
 
 struct Writer {
@@ -195,6 +231,25 @@ mod tests {
         assert_eq!(
             a.source.and_then(|s| s.component).as_deref(),
             Some("rollouts-controller")
+        );
+    }
+
+    #[test]
+    fn rate_limited_events_once_per_key_and_window() {
+        let mut last = std::collections::HashMap::new();
+        let start = std::time::Instant::now();
+        let every = std::time::Duration::from_secs(300);
+        assert!(due(&mut last, "ns/a/api".into(), start, every));
+        assert!(!due(
+            &mut last,
+            "ns/a/api".into(),
+            start + std::time::Duration::from_secs(10),
+            every
+        ));
+        assert!(due(&mut last, "ns/b/api".into(), start, every), "another object");
+        assert!(
+            due(&mut last, "ns/a/api".into(), start + every, every),
+            "a new window"
         );
     }
 

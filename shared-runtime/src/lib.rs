@@ -3,6 +3,7 @@
 //! (`/metrics`, `/healthz`, `/readyz`) and shutdown signals.
 
 pub mod admin;
+pub mod backoff;
 pub mod events;
 pub mod flags;
 pub mod logging;

@@ -216,6 +216,8 @@ pub mod phase {
 
 /// Kubernetes Event reasons recorded on Rollouts.
 pub mod event_reason {
+    /// A reconcile failed (ours: Argo only logs it); the message names the cause.
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
     /// A new ReplicaSet was created.
     pub const NEW_REPLICA_SET_CREATED: &str = "NewReplicaSetCreated";
     /// The Rollout's revision annotation changed.
