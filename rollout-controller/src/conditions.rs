@@ -1,10 +1,7 @@
 //! Rollout conditions and the phase derived from them, with Argo's update rules.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use shared_types::{
-    constants::{condition_type, phase, reason},
-    rollout::{RolloutCondition, RolloutSpec, RolloutStatus},
-};
+use shared_types::rollout::{RolloutCondition, RolloutStatus};
 
 /// A condition stamped with `now` for both times.
 pub fn new_condition(
@@ -55,68 +52,15 @@ pub fn remove_condition(status: &mut RolloutStatus, type_: &str) {
     }
 }
 
-/// The phase and message of a Rollout (Argo's `CalculateRolloutPhase`; first match wins).
-pub fn calculate_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (&'static str, String) {
-    if let Some(c) = status.condition(condition_type::INVALID_SPEC) {
-        return (
-            phase::DEGRADED,
-            format!("{}: {}", reason::INVALID_SPEC, c.message),
-        );
-    }
-    for c in status.conditions() {
-        if c.reason == reason::ROLLOUT_ABORTED || c.reason == reason::PROGRESS_DEADLINE_EXCEEDED {
-            return (phase::DEGRADED, format!("{}: {}", c.reason, c.message));
-        }
-    }
-    if spec.is_paused() {
-        return (phase::PAUSED, phase::MSG_MANUALLY_PAUSED.into());
-    }
-    if let Some(p) = status.pause_conditions().first() {
-        return (phase::PAUSED, p.reason.clone());
-    }
-    if spec.restart_at.is_some() && spec.restart_at != status.restarted_at {
-        return (phase::PROGRESSING, phase::MSG_RESTARTING.into());
-    }
-    let replicas = spec.replicas();
-    let updated = status.updated_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    if updated < replicas {
-        return (phase::PROGRESSING, phase::MSG_MORE_REPLICAS_NEED_UPDATE.into());
-    }
-    if available < updated {
-        return (phase::PROGRESSING, phase::MSG_UPDATED_BECOMING_AVAILABLE.into());
-    }
-    let current = status.current_pod_hash.as_deref().unwrap_or_default();
-    let stable = status.stable_rs.as_deref().unwrap_or_default();
-    if spec.strategy.blue_green.is_some() {
-        let active = status
-            .blue_green
-            .as_ref()
-            .and_then(|b| b.active_selector.as_deref())
-            .unwrap_or_default();
-        if active.is_empty() || active != current {
-            return (phase::PROGRESSING, phase::MSG_ACTIVE_CUTOVER_PENDING.into());
-        }
-        if stable != current {
-            // Post-promotion analysis is the only thing that holds a switched blue-green back.
-            return (phase::PROGRESSING, phase::MSG_WAITING_POST_PROMOTION.into());
-        }
-    } else if let Some(canary) = &spec.strategy.canary {
-        if canary.traffic_routing.is_none() && status.replicas.unwrap_or(0) > updated {
-            return (phase::PROGRESSING, phase::MSG_OLD_REPLICAS_PENDING.into());
-        }
-        if stable != current {
-            return (phase::PROGRESSING, phase::MSG_WAITING_FOR_STEPS.into());
-        }
-    }
-    (phase::HEALTHY, String::new())
-}
+pub use shared_types::rollout_phase::calculate as calculate_phase;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
-    use shared_types::rollout::{BlueGreenStatus, CanaryStrategy, PauseCondition, RolloutStrategy};
+    use shared_types::rollout::{
+        BlueGreenStatus, CanaryStrategy, PauseCondition, RolloutSpec, RolloutStrategy,
+    };
 
     fn at(secs: i64) -> Time {
         Time(Timestamp::from_second(secs).expect("valid timestamp"))

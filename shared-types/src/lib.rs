@@ -11,4 +11,5 @@ pub mod experiment;
 pub mod field_error;
 pub mod hash;
 pub mod rollout;
+pub mod rollout_phase;
 pub mod validation;

@@ -5,11 +5,12 @@
 //! resume (controller pause set without pause conditions): then the rollout is `Progressing`.
 //! (Argo's workloadRef variant of the first check depends on an in-memory field that is never set
 //! client side, so the plugin never shows it; neither do we.)
-//! Without a written phase (very old controllers) it is computed from the status.
+//! Without a written phase (very old controllers) it is computed from the status, with the
+//! controller's own calculation (`shared_types::rollout_phase`).
 
 use shared_types::{
-    constants::{condition_type, phase, reason},
-    rollout::{Rollout, RolloutSpec, RolloutStatus},
+    constants::phase,
+    rollout::{Rollout, RolloutStatus},
 };
 
 /// `(phase, message)` of a rollout, as shown by `get`, `list` and `status`.
@@ -24,7 +25,8 @@ pub fn rollout_phase(ro: &Rollout) -> (String, String) {
     if let Some(p) = status.phase.as_deref().filter(|p| !p.is_empty()) {
         return (p.to_string(), status.message.clone().unwrap_or_default());
     }
-    calculate_rollout_phase(&ro.spec, &status)
+    let (phase, message) = shared_types::rollout_phase::calculate(&ro.spec, &status);
+    (phase.to_string(), message)
 }
 
 /// Whether `status.observedGeneration` (a decimal string) has caught up with
@@ -38,70 +40,6 @@ fn generation_observed(ro: &Rollout, status: &RolloutStatus) -> bool {
         return true;
     };
     observed >= ro.metadata.generation.unwrap_or(0)
-}
-
-/// The phase computed from the status (Argo's `CalculateRolloutPhase`, first match wins).
-pub fn calculate_rollout_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (String, String) {
-    let progressing = |m: &str| (phase::PROGRESSING.to_string(), m.to_string());
-    for c in status.conditions() {
-        if c.type_ == condition_type::INVALID_SPEC {
-            return (
-                phase::DEGRADED.into(),
-                format!("{}: {}", condition_type::INVALID_SPEC, c.message),
-            );
-        }
-    }
-    for c in status.conditions() {
-        if c.reason == reason::ROLLOUT_ABORTED || c.reason == reason::PROGRESS_DEADLINE_EXCEEDED {
-            return (phase::DEGRADED.into(), format!("{}: {}", c.reason, c.message));
-        }
-    }
-    if spec.is_paused() {
-        return (phase::PAUSED.into(), phase::MSG_MANUALLY_PAUSED.into());
-    }
-    if let Some(pc) = status.pause_conditions().first() {
-        return (phase::PAUSED.into(), pc.reason.clone());
-    }
-    if spec.restart_at.is_some() && spec.restart_at != status.restarted_at {
-        return progressing(phase::MSG_RESTARTING);
-    }
-    let replicas = status.replicas.unwrap_or(0);
-    let updated = status.updated_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    if updated < spec.replicas() {
-        return progressing(phase::MSG_MORE_REPLICAS_NEED_UPDATE);
-    }
-    if available < updated {
-        return progressing(phase::MSG_UPDATED_BECOMING_AVAILABLE);
-    }
-    let current = status.current_pod_hash.as_deref().unwrap_or_default();
-    let stable = status.stable_rs.as_deref().unwrap_or_default();
-    if spec.strategy.blue_green.is_some() {
-        let bg = status.blue_green.clone().unwrap_or_default();
-        let active = bg.active_selector.as_deref().unwrap_or_default();
-        if active.is_empty() || active != current {
-            return progressing(phase::MSG_ACTIVE_CUTOVER_PENDING);
-        }
-        if stable != current {
-            let post_done = bg
-                .post_promotion_analysis_run_status
-                .as_ref()
-                .is_some_and(|s| s.status.is_completed());
-            return progressing(if post_done {
-                phase::MSG_WAITING_POST_PROMOTION
-            } else {
-                phase::MSG_WAITING_FOR_ANALYSIS
-            });
-        }
-    } else if let Some(canary) = &spec.strategy.canary {
-        if canary.traffic_routing.is_none() && replicas > updated {
-            return progressing(phase::MSG_OLD_REPLICAS_PENDING);
-        }
-        if stable.is_empty() || stable != current {
-            return progressing(phase::MSG_WAITING_FOR_STEPS);
-        }
-    }
-    (phase::HEALTHY.into(), String::new())
 }
 
 #[cfg(test)]
