@@ -1,5 +1,6 @@
 //! The command line end to end, for what needs no cluster: `version`, `completion`, `lint`, and
 //! how bad arguments are reported (one `Error: ...` line on stderr, non-zero exit, no panic).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::path::PathBuf;
 

@@ -14,6 +14,7 @@
 //! `canary_success_5` lost its trailing padding; no rule of the tab writer produces either (they
 //! look like edits of the document), so those scenarios compare lines with trailing spaces
 //! trimmed — and still check the revision-row rule.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! Commands against a mocked API server (tower-test): the exact requests they send (paths,
 //! patch types, bodies, field manager) and how API failures (404, 403) and an unreachable server
 //! are reported. The real-cluster behaviour is covered by the e2e suite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use clap::Parser;
 use http::{Method, Request, Response, StatusCode};

@@ -2,6 +2,7 @@
 //! cluster: ReplicaSets get exactly the pods they ask for and those pods are ready at once, so
 //! what is left is the controller's own decisions (names, revisions, replica counts, steps,
 //! phases, Service selectors). The e2e tests repeat the cases on a real API server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::collections::BTreeMap;
 

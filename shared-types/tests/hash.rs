@@ -12,6 +12,7 @@
 //! - float-valued JSON numbers in integer fields and `[]byte` fields (none reachable from
 //!   PodTemplateSpec today; Go would fail to decode the former);
 //! - a JSON number (rather than a string) as a quantity on the untyped path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! The AnalysisTemplate and Experiment manifests of the seed document (copies in
 //! `tests/data/seed/`) read into the typed structs and written back without loss, plus checks on
 //! the generated CRDs of the analysis and experiment kinds.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::path::PathBuf;
 
