@@ -79,6 +79,17 @@ impl TestNamespace {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// An API for an Istio networking kind (`VirtualService`, `DestinationRule`) in this
+    /// namespace.
+    pub fn istio(&self, kind: &str) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", kind);
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.name,
+            &kube::core::ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase())),
+        )
+    }
+
     /// Applies every document of a YAML stream into this namespace (server-side apply).
     pub async fn apply(&self, yaml: &str) -> Result<()> {
         for doc in serde_saphyr::from_multiple::<Value>(yaml).context("parsing YAML")? {

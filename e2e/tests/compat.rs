@@ -13,8 +13,7 @@ use e2e::{
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service};
 use kube::{
     Api, ResourceExt,
-    api::{DynamicObject, ListParams, Patch, PatchParams},
-    core::{ApiResource, GroupVersionKind},
+    api::{ListParams, Patch, PatchParams},
 };
 use serde_json::{Value, json};
 use shared_types::rollout::Rollout;
@@ -22,15 +21,6 @@ use shared_types::rollout::Rollout;
 /// Go's pod-template hash of [`numeric_rollout`]'s template (shared-types/tools/gohash,
 /// vector `e2e-numeric-quantities`).
 const NUMERIC_HASH: &str = "55c75c5d9";
-
-fn istio(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", kind);
-    Api::namespaced_with(
-        ns.client.clone(),
-        &ns.name,
-        &ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase())),
-    )
-}
 
 fn numeric_rollout(name: &str, resources: &str) -> String {
     format!(
@@ -235,7 +225,7 @@ fn subset_split_app() -> String {
 
 /// Labels of each DestinationRule subset, and whether the DestinationRule is marked as ours.
 async fn destination_rule(ns: &TestNamespace) -> Result<(Vec<(String, Value)>, bool)> {
-    let dr = istio(ns, "DestinationRule").get("mock-server").await?;
+    let dr = ns.istio("DestinationRule").get("mock-server").await?;
     let subsets = dr.data["spec"]["subsets"]
         .as_array()
         .cloned()
@@ -308,7 +298,7 @@ spec: {selector: {app: mock-server}, ports: [{port: 8080}]}
         )
         .await?;
         // The VirtualService must now name the Services as hosts for the split to validate.
-        let vs = istio(ns, "VirtualService");
+        let vs = ns.istio("VirtualService");
         vs.patch(
             "mock-server",
             &PatchParams::default(),
@@ -414,7 +404,7 @@ spec:
 }
 
 async fn tls_weights(ns: &TestNamespace) -> Result<(i64, i64)> {
-    let vs = istio(ns, "VirtualService").get("tls").await?;
+    let vs = ns.istio("VirtualService").get("tls").await?;
     let route = vs.data["spec"]["tls"][0]["route"]
         .as_array()
         .cloned()
@@ -499,7 +489,7 @@ spec:
 
 /// `(ping weight, pong weight, ping selector hash, pong selector hash, stablePingPong)`.
 async fn ping_pong_state(ns: &TestNamespace) -> Result<(i64, i64, String, String, String)> {
-    let vs = istio(ns, "VirtualService").get("pp").await?;
+    let vs = ns.istio("VirtualService").get("pp").await?;
     let route = vs.data["spec"]["http"][0]["route"]
         .as_array()
         .cloned()

@@ -6,11 +6,10 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use e2e::{
     TestNamespace,
-    rollout_ops::{abort, json_patch, promote, promote_full, retry, set_image, status, wait_phase},
+    rollout_ops::{abort, promote, promote_full, retry, set_image, status, wait_phase},
     start_rollout_controller, with_namespace,
 };
 use k8s_openapi::jiff::Timestamp;
-use serde_json::json;
 use shared_types::rollout::RolloutDuration;
 
 fn canary(extra_spec: &str) -> String {
@@ -221,16 +220,14 @@ async fn canary_rollback_inside_the_window_is_fast() -> Result<()> {
         wait_phase(ns, "demo", "Paused").await?;
         let third = duration(ns).await?;
         // Back to revision 1: nothing lies between it and the stable revision 2.
-        json_patch(
-            ns,
-            "demo",
-            json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/app:1"}]),
-        )
-        .await?;
+        set_image(ns, "demo", "example.com/app:1").await?;
         wait_phase(ns, "demo", "Healthy").await?;
         let done = duration(ns).await?;
         ended_as(&done, "FastRolledBack")?;
-        ensure!(started(&done) == started(&third), "a rollback keeps the record: {done:?}");
+        ensure!(
+            started(&done) == started(&third),
+            "a rollback keeps the record: {done:?}"
+        );
         Ok(())
     })
     .await

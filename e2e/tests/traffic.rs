@@ -9,8 +9,7 @@ use e2e::{TestNamespace, start_rollout_controller, wait_until, with_namespace};
 use k8s_openapi::api::{apps::v1::ReplicaSet, networking::v1::Ingress};
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
-    core::{ApiResource, GroupVersionKind},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
 };
 use serde_json::{Value, json};
 use shared_types::rollout::Rollout;
@@ -19,18 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 const V1: &str = "6579c6cc98";
 const V2: &str = "7c6fcfb847";
 
-fn istio(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", kind);
-    Api::namespaced_with(
-        ns.client.clone(),
-        &ns.name,
-        &ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase())),
-    )
-}
-
 /// Weights of the `primary` route by destination host or subset.
 async fn weights(ns: &TestNamespace, stable: &str, canary: &str) -> Result<(i64, i64)> {
-    let vs = istio(ns, "VirtualService").get("mock-server").await?;
+    let vs = ns.istio("VirtualService").get("mock-server").await?;
     let route = vs.data["spec"]["http"][0]["route"]
         .as_array()
         .cloned()
@@ -185,7 +175,7 @@ async fn seed_2_2_7_istio_destination_rule() -> Result<()> {
         .await?;
         let subsets = ("stable", "canary");
         let labels = |ns: &TestNamespace| {
-            let api = istio(ns, "DestinationRule");
+            let api = ns.istio("DestinationRule");
             async move {
                 let dr = api.get("mock-server").await?;
                 let hash = |name: &str| {

@@ -231,53 +231,38 @@ pub async fn run(args: Args) -> Result<(), Error> {
             let (dr_store, dr_release) = (dr_store.clone(), dr_release.clone());
             let dr_resource = crate::destination_rules::resource(&ctx);
             async move {
-                let event = event.map(|e| {
-                    if let (watcher::Event::Apply(obj) | watcher::Event::Delete(obj), Some(store)) =
-                        (&e, &dr_store)
-                        && let Ok(rollout) = &obj.0
-                    {
-                        let mut rollout = rollout.clone();
-                        if matches!(e, watcher::Event::Delete(_)) {
-                            rollout
-                                .metadata
-                                .deletion_timestamp
-                                .get_or_insert_with(|| Time(Timestamp::now()));
-                        }
-                        for dr in crate::destination_rules::to_release(store, &dr_resource, &rollout) {
-                            // The receiver lives as long as this stream; a send only fails at shutdown.
-                            let _ = dr_release.unbounded_send(dr);
-                        }
-                    }
-                    e
-                });
-                match event {
-                    Ok(watcher::Event::Delete(obj)) => {
+                let rollout_event = match event {
+                    Ok(watcher::Event::Delete(mut obj)) => {
                         ctx.expectations.forget(&obj.uid().unwrap_or_default());
                         ctx.metrics.forget(&crate::metrics::RolloutLabels {
                             namespace: obj.namespace().unwrap_or_default(),
                             name: obj.name_any(),
                         });
-                        if let Ok(rollout) = &obj.0 {
-                            let rollout = rollout.clone();
-                            tokio::spawn(async move { reconcile::restore_traffic(&rollout, &ctx).await });
-                        }
-                        // Marks the object as gone for the mapper below (a watch Delete
-                        // carries the last state, usually without a deletionTimestamp).
-                        let mut obj = obj;
                         if let Ok(rollout) = obj.0.as_mut() {
+                            let gone = rollout.clone();
+                            tokio::spawn(async move { reconcile::restore_traffic(&gone, &ctx).await });
+                            // Marks the object as gone for the mappers below (a watch Delete
+                            // carries the last state, usually without a deletionTimestamp).
                             rollout
                                 .metadata
                                 .deletion_timestamp
                                 .get_or_insert_with(|| Time(Timestamp::now()));
                         }
-                        Some(Ok(obj))
+                        obj
                     }
-                    // A changed Rollout may have stopped naming a Service it managed (e.g.
-                    // blue-green to canary): those are released too.
-                    Ok(watcher::Event::Apply(obj)) => Some(Ok(obj)),
-                    Err(e) => Some(Err(e)),
-                    Ok(_) => None,
+                    // A changed Rollout may have stopped naming a Service or DestinationRule it
+                    // managed (e.g. blue-green to canary): those are released too.
+                    Ok(watcher::Event::Apply(obj)) => obj,
+                    Err(e) => return Some(Err(e)),
+                    Ok(_) => return None,
+                };
+                if let (Some(store), Ok(rollout)) = (&dr_store, &rollout_event.0) {
+                    for dr in crate::destination_rules::to_release(store, &dr_resource, rollout) {
+                        // The receiver lives as long as this stream; a send only fails at shutdown.
+                        let _ = dr_release.unbounded_send(dr);
+                    }
                 }
+                Some(Ok(rollout_event))
             }
         });
         let dr_release_loop = async move {

@@ -1608,13 +1608,9 @@ impl Ctx<'_> {
     /// What `status.duration` needs to know about this reconcile (Argo's
     /// `calculateStatusDuration` inputs).
     fn duration_observation(&self, status: &RolloutStatus) -> crate::duration::Observation {
-        let canary = self.rollout.spec.strategy.canary.is_some();
+        // Steps only count for canary, which `template_or_steps_changed` already checks.
         let spec_changed = self.old.current_pod_hash.as_deref().is_none_or(str::is_empty)
-            || if canary {
-                self.template_or_steps_changed()
-            } else {
-                self.pod_spec_changed()
-            };
+            || self.template_or_steps_changed();
         let persisted = self.rollout.status.clone().unwrap_or_default();
         let current = status.current_pod_hash.as_deref().filter(|h| !h.is_empty());
         let complete = current.is_some()
