@@ -47,6 +47,8 @@ if [[ ${E2E:-1} != 0 ]]; then
   ARGO_RS_E2E_KUBECONFIG=$W/kubeconfig ARGO_RS_KUBECTL=$BIN/kubectl ARGO_RS_BIN_DIR=$RUST_BIN \
     PATH="$RUST_BIN:$BIN:$PATH" \
     run_tests cargo test -p e2e --locked -- --ignored --test-threads="${E2E_THREADS:-4}"
+  # Library tests that need the cluster (leader election on real Leases).
+  ARGO_RS_E2E_KUBECONFIG=$W/kubeconfig run_tests cargo test -p shared-runtime --locked -- --ignored
 
   phase "stop local cluster"
   "$ROOT/e2e/cluster/down.sh" "$W" >&2

@@ -1,9 +1,5 @@
-//! Placeholder binary: says plainly that it does nothing yet, so no deployment mistakes it for
-//! a working controller.
+//! `analysis-controller` binary.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    eprintln!("analysis-controller: not implemented yet; this build contains no analysis controller");
-    ExitCode::from(2)
+fn main() -> std::process::ExitCode {
+    shared_runtime::runtime::main("analysis-controller", analysis_controller::run)
 }

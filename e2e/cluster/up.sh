@@ -238,6 +238,9 @@ else
   log "no CRD files found (CRD_DIR=$CRD_DIR), skipping"
 fi
 
+# The namespace our controllers (like Argo's) keep their leader-election Leases in by default.
+k create namespace argo-rollouts >/dev/null 2>>"$W/logs/crds.log" || fail "cannot create namespace argo-rollouts"
+
 # ---- controllers, scheduler, kwok -------------------------------------------------------
 start kube-controller-manager "$BIN/kube-controller-manager" \
   --kubeconfig="$W/kubeconfig" --leader-elect=false \

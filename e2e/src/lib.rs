@@ -335,6 +335,9 @@ pub async fn start_rollout_controller(ns: &mut TestNamespace, extra: &[&str]) ->
         format!("127.0.0.1:{port}"),
         "--loglevel".into(),
         "info,rollout_controller=debug".into(),
+        // A Lease per test namespace: tests run in parallel, each with its own controller.
+        "--leader-election-namespace".into(),
+        ns.name.clone(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let process = Process::start("rollout-controller", &args)?;

@@ -1,9 +1,5 @@
-//! Placeholder binary: says plainly that it does nothing yet, so no deployment mistakes it for
-//! a working controller.
+//! `experiment-controller` binary.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    eprintln!("experiment-controller: not implemented yet; this build contains no experiment controller");
-    ExitCode::from(2)
+fn main() -> std::process::ExitCode {
+    shared_runtime::runtime::main("experiment-controller", experiment_controller::run)
 }

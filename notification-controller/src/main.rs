@@ -1,9 +1,5 @@
-//! Placeholder binary: says plainly that it does nothing yet, so no deployment mistakes it for
-//! a working controller.
+//! `notification-controller` binary.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    eprintln!("notification-controller: not implemented yet; this build contains no notification controller");
-    ExitCode::from(2)
+fn main() -> std::process::ExitCode {
+    shared_runtime::runtime::main("notification-controller", notification_controller::run)
 }

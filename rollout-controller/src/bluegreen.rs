@@ -36,6 +36,7 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
     if !ctx.reconcile_restart(max_unavailable) {
         reconcile_replica_sets(ctx);
     }
+    crate::analysis::reconcile(ctx);
     reconcile_pause(ctx);
     reconcile_active_service(ctx);
     crate::ephemeral::reconcile(ctx);
@@ -199,6 +200,10 @@ fn reconcile_pause(ctx: &mut Ctx) {
         ctx.remove_pause(pause_reason::BLUE_GREEN_PAUSE);
         return;
     }
+    // The pause (a person's decision) comes after a successful pre-promotion analysis.
+    if !completed_pre_promotion_analysis(ctx) {
+        return;
+    }
     match ctx
         .pause_condition(pause_reason::BLUE_GREEN_PAUSE)
         .map(|c| c.start_time.0)
@@ -265,9 +270,15 @@ fn reconcile_active_service(ctx: &mut Ctx) {
     }
     let Some(hash) = new_hash(ctx) else { return };
     let paused_now = ctx.pause.add.contains(&pause_reason::BLUE_GREEN_PAUSE);
-    if fast_tracked(ctx) || (!paused_now && completed_pause(ctx)) {
+    if fast_tracked(ctx) || (!paused_now && completed_pause(ctx) && completed_pre_promotion_analysis(ctx)) {
         ctx.switch_service(&svc, &hash);
     }
+}
+
+/// No pre-promotion analysis, or its run ended Successful (Argo's `completedPrePromotionAnalysis`).
+fn completed_pre_promotion_analysis(ctx: &Ctx) -> bool {
+    strategy(ctx).pre_promotion_analysis.is_none()
+        || crate::analysis::succeeded(ctx.current_runs.pre.as_ref())
 }
 
 /// Computes and stores the status (Argo's `syncRolloutStatusBlueGreen`).
@@ -283,6 +294,8 @@ fn sync_status(ctx: &mut Ctx) {
     let mut bgs = BlueGreenStatus {
         preview_selector: bg.preview_service.as_ref().and_then(|s| ctx.service_selector(s)),
         active_selector: ctx.service_selector(&bg.active_service),
+        pre_promotion_analysis_run_status: ctx.current_runs.pre.clone(),
+        post_promotion_analysis_run_status: ctx.current_runs.post.clone(),
         ..Default::default()
     };
     status.blue_green = Some(bgs.clone());
@@ -335,7 +348,12 @@ fn should_full_promote(ctx: &Ctx, status: &RolloutStatus) -> Option<String> {
     if ctx.is_aborted() {
         return None;
     }
-    // Post-promotion analysis (a later issue) would hold promotion here.
+    // Post-promotion analysis holds the promotion until its run succeeds.
+    if strategy(ctx).post_promotion_analysis.is_some()
+        && !crate::analysis::succeeded(ctx.current_runs.post.as_ref())
+    {
+        return None;
+    }
     Some("Completed blue-green update".into())
 }
 
@@ -355,5 +373,8 @@ fn scale_up_preview_check_point(ctx: &Ctx, status: &RolloutStatus) -> bool {
         // Stays set until the new ReplicaSet is promoted.
         return status.stable_rs != status.current_pod_hash;
     }
-    ready_for_pause(ctx) && completed_pause(ctx) && !ctx.pause.add.contains(&pause_reason::BLUE_GREEN_PAUSE)
+    ready_for_pause(ctx)
+        && completed_pause(ctx)
+        && completed_pre_promotion_analysis(ctx)
+        && !ctx.pause.add.contains(&pause_reason::BLUE_GREEN_PAUSE)
 }

@@ -146,7 +146,12 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
     crate::ephemeral::reconcile(ctx);
     let at_desired = at_desired_counts(ctx);
     ctx.traffic_weights = traffic::plan::reconcile(ctx, canary, at_desired);
-    // Experiments and analysis runs (later issues) are reconciled here, as in Argo.
+    crate::experiment::reconcile(ctx);
+    crate::analysis::reconcile(ctx);
+    if !ctx.pause.add.is_empty() {
+        // An Inconclusive run or experiment paused the rollout: nothing is scaled (Argo).
+        return sync_status(ctx);
+    }
     if !ctx.traffic_halted && !evicted && reconcile_replica_sets(ctx) {
         reconcile_pause(ctx);
     }
@@ -154,11 +159,13 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
 }
 
 /// Only keep ReplicaSet sizes right (spec.paused, a scaling event, an inconclusive pause).
+/// AnalysisRuns are still followed (a background run may fail meanwhile), as in Argo.
 pub(crate) fn sync_replicas_only(ctx: &mut Ctx) {
     if ctx.new_rs.is_some() {
         ctx.sync_revision();
     }
     reconcile_replica_sets(ctx);
+    crate::analysis::reconcile(ctx);
     sync_status(ctx);
 }
 
@@ -433,8 +440,14 @@ fn completed_current_step(ctx: &Ctx) -> bool {
     if step.set_weight.is_some() || step.set_canary_scale.is_some() {
         return at_desired_counts(ctx);
     }
-    // Header and mirror routes take effect at once; analysis, experiment and plugin steps
-    // complete when their controllers report success (not yet available: they wait).
+    if step.experiment.is_some() {
+        return crate::experiment::step_completed(ctx);
+    }
+    if step.analysis.is_some() {
+        return crate::analysis::succeeded(ctx.current_runs.step.as_ref());
+    }
+    // Header and mirror routes take effect at once; plugin steps complete when their plugin
+    // reports success (not available: they wait).
     step.set_header_route.is_some() || step.set_mirror_route.is_some()
 }
 
@@ -582,6 +595,7 @@ fn sync_status(ctx: &mut Ctx) {
         let message = format!("Rollout step {}/{steps} completed ({done})", *i);
         ctx.event(event_reason::ROLLOUT_STEP_COMPLETED, message);
         ctx.remove_pause(pause_reason::CANARY_PAUSE_STEP);
+        ctx.current_runs.step = None;
         // Arriving at a pause step pauses in the same status write (Argo needs a second
         // reconcile and a second write for it).
         let next_pause = usize::try_from(*i)
@@ -601,9 +615,23 @@ fn sync_status(ctx: &mut Ctx) {
 }
 
 fn finish(ctx: &mut Ctx, mut status: shared_types::rollout::RolloutStatus) {
+    record_runs(ctx, &mut status);
     let available = status.available_replicas.unwrap_or(0) >= ctx.replicas;
     ctx.calculate_conditions(&mut status, available);
     ctx.finish_status(status);
+}
+
+/// The AnalysisRuns and Experiment the canary tracks, into `status.canary`.
+fn record_runs(ctx: &Ctx, status: &mut shared_types::rollout::RolloutStatus) {
+    let runs = &ctx.current_runs;
+    let tracked = runs.step.is_some() || runs.background.is_some() || ctx.current_experiment.is_some();
+    if !tracked && status.canary.is_none() {
+        return;
+    }
+    let canary = status.canary.get_or_insert_with(Default::default);
+    canary.current_step_analysis_run_status = runs.step.clone();
+    canary.current_background_analysis_run_status = runs.background.clone();
+    canary.current_experiment = ctx.current_experiment.clone();
 }
 
 /// Why the new ReplicaSet should become stable now, if it should (Argo's `shouldFullPromote`).

@@ -1,17 +1,19 @@
-//! Wiring: flags, the shared [`Context`], watches and the two controllers (Rollouts and the
-//! Services they release), the admin server and shutdown.
+//! Wiring: flags, the shared [`Context`], the watches, and the three loops of this binary (the
+//! Rollout controller and the controllers releasing Services and DestinationRules a Rollout no
+//! longer uses), run on the shared runtime.
+//!
+//! Everything a reconcile reads comes from watch caches: one Rollout watch shared by the three
+//! loops; ReplicaSets; Services; Istio VirtualServices and DestinationRules (when served);
+//! Ingresses; AnalysisRuns, Experiments and analysis templates; and, started on first use, the
+//! kinds `spec.workloadRef` names.
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
-use k8s_openapi::{
-    api::{apps::v1::ReplicaSet, core::v1::Service},
-    apimachinery::pkg::apis::meta::v1::Time,
-    jiff::Timestamp,
-};
+use futures::{FutureExt, Stream, StreamExt, future::BoxFuture};
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service, networking::v1::Ingress};
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DynamicObject, ListParams},
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DynamicObject, ListParams},
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
@@ -20,12 +22,23 @@ use kube::{
         watcher,
     },
 };
-use prometheus_client::registry::Registry;
-use shared_runtime::{admin, flags::CommonArgs};
-use shared_types::{constants::keys, rollout::Rollout};
-use tracing::{error, info, warn};
+use shared_runtime::{
+    flags::CommonArgs,
+    leader::{LeaderArgs, LeaderGate, ROLLOUT_CONTROLLER_LEASE},
+    runtime::{Failure, FailurePolicy, Runtime},
+    synced::{self, Synced},
+};
+use shared_types::{
+    analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
+    constants::keys,
+    experiment::Experiment,
+    rollout::Rollout,
+};
+use tracing::{debug, info, warn};
 
-use crate::{Error, metrics::Metrics, plan::referenced_services, reconcile, services};
+use crate::{
+    Error, metrics::Metrics, plan::referenced_services, reconcile, services, workload::WorkloadWatches,
+};
 
 /// Flags of the rollout controller.
 #[derive(clap::Parser, Clone, Debug)]
@@ -38,6 +51,9 @@ pub struct Args {
     /// Flags shared by all controllers.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     /// Seconds between full resyncs of a Rollout when nothing else requeues it.
     #[arg(long, env = "ARGO_ROLLOUTS_ROLLOUT_RESYNC", default_value_t = 900)]
     pub rollout_resync: u64,
@@ -63,9 +79,9 @@ pub struct Config {
 
 impl Config {
     /// The API resource of an Istio networking kind.
-    pub fn istio_resource(&self, kind: &str) -> kube::core::ApiResource {
+    pub fn istio_resource(&self, kind: &str) -> ApiResource {
         let gvk = kube::core::GroupVersionKind::gvk("networking.istio.io", &self.istio_api_version, kind);
-        kube::core::ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
+        ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
     }
 }
 
@@ -79,267 +95,404 @@ pub struct Context {
     pub metrics: Metrics,
     /// Settings.
     pub config: Config,
+    /// Cached Rollouts (of this instance).
+    pub rollouts: Store<DeserializeGuard<Rollout>>,
     /// Cached ReplicaSets carrying the pod-template-hash label.
     pub replica_sets: Store<ReplicaSet>,
     /// Cached Services.
     pub services: Store<Service>,
-    /// Cached Rollouts.
-    pub rollouts: Store<DeserializeGuard<Rollout>>,
-    /// Waits after failed reconciles, per Rollout.
-    pub backoff: shared_runtime::backoff::ErrorBackoff,
+    /// Whether the ReplicaSet and Service caches have listed their objects.
+    pub planning_synced: Vec<Synced>,
+    /// Cached Istio VirtualServices, None when the kind is not served.
+    pub virtual_services: Option<Store<DynamicObject>>,
+    /// Cached Istio DestinationRules, None when the kind is not served.
+    pub destination_rules: Option<Store<DynamicObject>>,
+    /// Cached Ingresses.
+    pub ingresses: Store<Ingress>,
+    /// Cached AnalysisRuns (of this instance).
+    pub analysis_runs: Store<AnalysisRun>,
+    /// Cached Experiments (of this instance).
+    pub experiments: Store<Experiment>,
+    /// Cached AnalysisTemplates.
+    pub analysis_templates: Store<AnalysisTemplate>,
+    /// Cached ClusterAnalysisTemplates.
+    pub cluster_analysis_templates: Store<ClusterAnalysisTemplate>,
+    /// Objects `spec.workloadRef` names, watched per kind from first use.
+    pub workloads: WorkloadWatches,
+    /// Whether this process leads: only the leader writes.
+    pub leader: LeaderGate,
+    /// Back-off and Warning Events after failed reconciles.
+    pub failures: FailurePolicy,
     /// Writes not yet seen in the caches.
     pub expectations: crate::expectations::Expectations,
     /// Malformed Rollouts already reported, by (uid, generation, error).
     pub malformed_reported: std::sync::Mutex<std::collections::HashSet<(String, Option<i64>, String)>>,
 }
 
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+/// A reflector feeding the store behind `writer`, driven by whoever polls the returned stream,
+/// and whether it has listed its objects.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+) -> (
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Synced,
+)
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    <K as kube::Resource>::DynamicType: Default,
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash + Default,
 {
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let (events, synced) = synced::track(watcher(api, config).default_backoff().reflect(writer));
+    (events.touched_objects(), synced)
+}
+
+/// A subscriber of a shared reflector (only fails for a writer built without sharing).
+fn subscribe<K>(
+    writer: &reflector::store::Writer<K>,
+) -> Result<impl Stream<Item = Arc<K>> + Send + 'static, Error>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash + Default + Send + Sync,
+{
+    writer.subscribe().ok_or(Error::Startup("watch subscription"))
+}
+
+/// Polls a reflector stream that only fills a cache, logging watch errors.
+async fn drive<K: Send, S: Stream<Item = Result<K, watcher::Error>> + Send>(what: &'static str, stream: S) {
+    stream
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                warn!(error = %e, "{what} watch error");
+            }
+        })
+        .await;
+}
+
+/// The Istio kind's API in the watched namespace, or None (logged once) when it is not served.
+async fn istio_api(rt: &Runtime, resource: &ApiResource) -> Option<Api<DynamicObject>> {
+    let api = match &rt.namespace {
+        Some(ns) => Api::namespaced_with(rt.client.clone(), ns, resource),
+        None => Api::all_with(rt.client.clone(), resource),
+    };
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Some(api),
+        Err(e) => {
+            info!(kind = %resource.kind, error = %e, "Istio kind not served; Rollouts routing through it will report it missing");
+            None
+        }
     }
 }
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> Result<(), Error> {
-    shared_runtime::logging::init(&args.common.loglevel, args.common.logformat)?;
-    let client = shared_runtime::client(args.common.kubeconfig.as_deref(), "rollout-controller").await?;
-    let namespace = args.common.namespace.as_deref().filter(|n| !n.is_empty());
-    // Fail fast with a clear message when the CRD is missing.
-    let typed: Api<Rollout> = api(&client, namespace);
-    typed
-        .list(&ListParams::default().limit(1))
-        .await
-        .map_err(Error::CrdMissing)?;
+    let mut rt = Runtime::start(&args.common, "rollout-controller", "rollouts-controller").await?;
+    rt.require_served::<Rollout>().await?;
+    rt.require_served::<AnalysisRun>().await?;
+    rt.require_served::<Experiment>().await?;
+    let leader = rt.elect(&args.leader, ROLLOUT_CONTROLLER_LEASE)?;
+    let config = Config {
+        resync: Duration::from_secs(args.rollout_resync.max(1)),
+        istio_api_version: args.istio_api_version.clone(),
+    };
+    // Caches only read (not triggers) are filled by these futures; `synced_caches` says when each
+    // watch has listed its objects.
+    let mut caches: Vec<BoxFuture<'static, ()>> = Vec::new();
+    let mut synced_caches: Vec<Synced> = Vec::new();
+    let instance = || watcher::Config::default().labels(&rt.instance_selector);
+
+    // One Rollout watch, shared by the three loops.
+    let (rollouts, rollout_writer) = reflector::store_shared::<DeserializeGuard<Rollout>>(1024);
+    let rollout_events = subscribe(&rollout_writer)?;
+    let rollouts_for_services = subscribe(&rollout_writer)?;
+    let rollouts_for_drs = subscribe(&rollout_writer)?;
+    let (svc_store, svc_writer) = reflector::store_shared::<Service>(1024);
+    let svc_for_rollouts = subscribe(&svc_writer)?;
+    let svc_for_release = subscribe(&svc_writer)?;
+    let (svc_events, svc_synced) = synced::track(
+        watcher(rt.api::<Service>(), watcher::Config::default())
+            .default_backoff()
+            .reflect_shared(svc_writer),
+    );
+    caches.push(drive("Service", svc_events).boxed());
+    synced_caches.push(svc_synced.clone());
 
     let (rs_store, rs_writer) = reflector::store::<ReplicaSet>();
-    let rs_stream = watcher(
-        api::<ReplicaSet>(&client, namespace),
+    let (rs_events, rs_synced) = reflect(
+        rt.api::<ReplicaSet>(),
         watcher::Config::default().labels(keys::POD_TEMPLATE_HASH),
-    )
-    .default_backoff()
-    .reflect(rs_writer)
-    .touched_objects();
-    // One Service watch feeds both the Rollout controller (as a trigger) and the release controller.
-    let (svc_store, svc_writer) = reflector::store_shared::<Service>(1024);
-    let svc_for_rollouts = svc_writer
-        .subscribe()
-        .ok_or(Error::Startup("service subscription"))?;
-    let svc_for_release = svc_writer
-        .subscribe()
-        .ok_or(Error::Startup("service subscription"))?;
-    let svc_watch = watcher(api::<Service>(&client, namespace), watcher::Config::default())
-        .default_backoff()
-        .reflect_shared(svc_writer)
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                warn!(error = %e, "service watch error");
-            }
-        });
+        rs_writer,
+    );
+    let (ingresses, ingress_writer) = reflector::store::<Ingress>();
+    let (ingress_events, ingress_synced) =
+        reflect(rt.api::<Ingress>(), watcher::Config::default(), ingress_writer);
+    // Only a phase change of a run or experiment matters to its Rollout: measurements written
+    // into a running AnalysisRun do not trigger a reconcile.
+    let phase = |phase: Option<AnalysisPhase>| {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        phase.hash(&mut h);
+        Some(h.finish())
+    };
+    let (analysis_runs, ar_writer) = reflector::store::<AnalysisRun>();
+    let (ar_events, ar_synced) = reflect(rt.api::<AnalysisRun>(), instance(), ar_writer);
+    let ar_events = ar_events.predicate_filter(
+        move |ar: &AnalysisRun| phase(ar.status.as_ref().and_then(|s| s.phase)),
+        Default::default(),
+    );
+    let (experiments, exp_writer) = reflector::store::<Experiment>();
+    let (exp_events, exp_synced) = reflect(rt.api::<Experiment>(), instance(), exp_writer);
+    let exp_events = exp_events.predicate_filter(
+        move |e: &Experiment| phase(e.status.as_ref().and_then(|s| s.phase)),
+        Default::default(),
+    );
+    let planning_synced = vec![rs_synced.clone(), svc_synced.clone()];
+    synced_caches.extend([rs_synced, ingress_synced, ar_synced, exp_synced]);
+    let (analysis_templates, writer) = reflector::store::<AnalysisTemplate>();
+    let (events, templates_synced) = reflect(rt.api::<AnalysisTemplate>(), instance(), writer);
+    caches.push(drive("AnalysisTemplate", events).boxed());
+    let (cluster_analysis_templates, writer) = reflector::store::<ClusterAnalysisTemplate>();
+    let (events, cluster_templates_synced) = reflect(Api::all(rt.client.clone()), instance(), writer);
+    caches.push(drive("ClusterAnalysisTemplate", events).boxed());
+    synced_caches.extend([templates_synced, cluster_templates_synced]);
 
-    let rollouts_api: Api<DeserializeGuard<Rollout>> = api(&client, namespace);
-    let rollout_watch = watcher::Config::default().labels(&args.common.instance_selector());
-    let controller = Controller::new(rollouts_api, rollout_watch)
-        .with_config(ControllerConfig::default().concurrency(args.rollout_threads));
-    let rollouts = controller.store();
-    let mapper_store = rollouts.clone();
-    let controller = controller
-        .owns_stream(rs_stream)
-        .watches_shared_stream(svc_for_rollouts, move |svc: Arc<Service>| {
-            rollouts_referencing(&mapper_store, &svc)
-        });
-
-    let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry, rollouts.clone());
-    let admin_state = admin::AdminState::new(registry);
-    let admin_tasks = admin::serve(
-        admin_state.clone(),
-        &[args.common.metrics_addr, args.common.healthz_addr],
-    )
-    .await?;
+    let vs_resource = config.istio_resource("VirtualService");
+    let dr_resource = config.istio_resource("DestinationRule");
+    let vs_api = istio_api(&rt, &vs_resource).await;
+    let dr_api = istio_api(&rt, &dr_resource).await;
+    let (virtual_services, vs_events) = match vs_api {
+        Some(api) => {
+            let writer = reflector::store::Writer::new(vs_resource.clone());
+            let store = writer.as_reader();
+            let (events, vs_synced) = synced::track(
+                watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .reflect(writer),
+            );
+            synced_caches.push(vs_synced);
+            (Some(store), Some(events.touched_objects()))
+        }
+        None => (None, None),
+    };
+    // The release controller's watch is also the cache reconciles read DestinationRules from
+    // (shared streams need a static kind; this one is dynamic).
+    let dr_controller = dr_api.map(|api| {
+        let writer = reflector::store::Writer::new(dr_resource.clone());
+        let store = writer.as_reader();
+        let (events, dr_synced) = synced::track(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .reflect(writer),
+        );
+        synced_caches.push(dr_synced);
+        Controller::for_stream_with(events.touched_objects(), store, dr_resource.clone())
+    });
+    let destination_rules = dr_controller.as_ref().map(Controller::store);
 
     let ctx = Arc::new(Context {
-        client: client.clone(),
-        events: shared_runtime::events::EventPublisher::start(
-            client.clone(),
-            "rollouts-controller",
-            std::env::var("POD_NAME").ok(),
-        ),
-        metrics,
-        config: Config {
-            resync: Duration::from_secs(args.rollout_resync.max(1)),
-            istio_api_version: args.istio_api_version.clone(),
-        },
-        replica_sets: rs_store.clone(),
-        services: svc_store.clone(),
+        client: rt.client.clone(),
+        events: rt.events.clone(),
+        metrics: Metrics::register(&mut rt.registry, rollouts.clone()),
+        config,
         rollouts: rollouts.clone(),
-        backoff: shared_runtime::backoff::ErrorBackoff::new(
-            Duration::from_millis(200),
-            Duration::from_secs(60),
+        replica_sets: rs_store.clone(),
+        planning_synced,
+        services: svc_store.clone(),
+        virtual_services: virtual_services.clone(),
+        destination_rules: destination_rules.clone(),
+        ingresses: ingresses.clone(),
+        analysis_runs: analysis_runs.clone(),
+        experiments: experiments.clone(),
+        analysis_templates: analysis_templates.clone(),
+        cluster_analysis_templates: cluster_analysis_templates.clone(),
+        workloads: WorkloadWatches::new(rt.client.clone(), rt.namespace.clone(), rollouts.clone()),
+        leader: leader.clone(),
+        failures: FailurePolicy::new(
+            rt.events.clone(),
+            shared_types::constants::event_reason::RECONCILE_ERROR,
         ),
         expectations: Default::default(),
         malformed_reported: Default::default(),
     });
 
-    let readiness = {
-        let (rollouts, rs_store, svc_store, admin_state) = (
-            rollouts.clone(),
-            rs_store.clone(),
-            svc_store.clone(),
-            admin_state.clone(),
-        );
-        async move {
-            let synced = rollouts.wait_until_ready().await.is_ok()
-                && rs_store.wait_until_ready().await.is_ok()
-                && svc_store.wait_until_ready().await.is_ok();
-            if synced {
-                info!("caches synced; ready");
-                admin_state.set_ready(true);
+    // The Rollout loop.
+    let mut controller = Controller::for_shared_stream(rollout_events, rollouts.clone())
+        .with_config(ControllerConfig::default().concurrency(args.rollout_threads))
+        .reconcile_all_on(leader.on_leading())
+        .owns_stream(rs_events)
+        .owns_stream(ar_events)
+        .owns_stream(exp_events)
+        .reconcile_on(ctx.workloads.triggers())
+        .watches_shared_stream(svc_for_rollouts, {
+            let rollouts = rollouts.clone();
+            move |svc: Arc<Service>| {
+                let name = svc.name_any();
+                referencing(&rollouts, svc.namespace().as_deref(), |r| {
+                    referenced_services(r).iter().any(|(_, s)| *s == name)
+                })
             }
-            synced
-        }
-    };
-    let release_ctx = ctx.clone();
-    let dr_ctx = ctx.clone();
-    let namespace_owned = namespace.map(str::to_string);
-    let release_ctx_rollouts_api: Api<DeserializeGuard<Rollout>> = api(&client, namespace);
-    let instance_selector = args.common.instance_selector();
-    let release = async move {
-        // Releasing Services needs the full Rollout cache, or live Services would look orphaned.
-        if !readiness.await {
-            return;
-        }
-        // A deleted Rollout releases its Services (trigger below) and its traffic routing: no
-        // traffic may be left pointing at ReplicaSets the garbage collector is removing.
-        let cleanup_ctx = release_ctx.clone();
-        // DestinationRules a Rollout stopped using are released by their own controller, fed
-        // from the same Rollout events (only when the Istio CRD is served).
-        let (dr_release, dr_triggers) = futures::channel::mpsc::unbounded::<ObjectRef<DynamicObject>>();
-        let dr_controller = destination_rule_controller(&release_ctx, namespace_owned.as_deref()).await;
-        let dr_store = dr_controller.as_ref().map(Controller::store);
-        let deleted_rollouts = watcher(
-            release_ctx_rollouts_api,
-            watcher::Config::default().labels(&instance_selector),
-        )
-        .default_backoff()
-        .filter_map(move |event| {
-            let ctx = cleanup_ctx.clone();
-            let (dr_store, dr_release) = (dr_store.clone(), dr_release.clone());
-            let dr_resource = crate::destination_rules::resource(&ctx);
-            async move {
-                let rollout_event = match event {
-                    Ok(watcher::Event::Delete(mut obj)) => {
-                        ctx.expectations.forget(&obj.uid().unwrap_or_default());
-                        ctx.metrics.forget(&crate::metrics::RolloutLabels {
-                            namespace: obj.namespace().unwrap_or_default(),
-                            name: obj.name_any(),
-                        });
-                        if let Ok(rollout) = obj.0.as_mut() {
-                            let gone = rollout.clone();
-                            tokio::spawn(async move { reconcile::restore_traffic(&gone, &ctx).await });
-                            // Marks the object as gone for the mappers below (a watch Delete
-                            // carries the last state, usually without a deletionTimestamp).
-                            rollout
-                                .metadata
-                                .deletion_timestamp
-                                .get_or_insert_with(|| Time(Timestamp::now()));
-                        }
-                        obj
-                    }
-                    // A changed Rollout may have stopped naming a Service or DestinationRule it
-                    // managed (e.g. blue-green to canary): those are released too.
-                    Ok(watcher::Event::Apply(obj)) => obj,
-                    Err(e) => return Some(Err(e)),
-                    Ok(_) => return None,
-                };
-                if let (Some(store), Ok(rollout)) = (&dr_store, &rollout_event.0) {
-                    for dr in crate::destination_rules::to_release(store, &dr_resource, rollout) {
-                        // The receiver lives as long as this stream; a send only fails at shutdown.
-                        let _ = dr_release.unbounded_send(dr);
-                    }
-                }
-                Some(Ok(rollout_event))
+        })
+        .watches_stream(ingress_events, {
+            let rollouts = rollouts.clone();
+            move |ing: Ingress| {
+                let name = ing.name_any();
+                referencing(&rollouts, ing.namespace().as_deref(), |r| {
+                    crate::traffic::plan::ingress_names(r).contains(&name)
+                })
             }
         });
-        let dr_release_loop = async move {
-            let Some(controller) = dr_controller else { return };
-            controller
-                .reconcile_on(dr_triggers)
-                .graceful_shutdown_on(shared_runtime::shutdown_signal())
-                .run(crate::destination_rules::reconcile, error_policy_dr, dr_ctx)
-                .for_each(|res| async move {
-                    if let Err(e) = res {
-                        warn!(error = %e, "DestinationRule release failed");
-                    }
+    if let Some(events) = vs_events {
+        let rollouts = rollouts.clone();
+        controller = controller.watches_stream_with(
+            events,
+            move |vs: DynamicObject| {
+                let (name, namespace) = (vs.name_any(), vs.namespace().unwrap_or_default());
+                referencing(&rollouts, None, |r| {
+                    crate::traffic::plan::virtual_service_keys(r).contains(&(namespace.clone(), name.clone()))
                 })
-                .await;
-        };
-        let managed_store = svc_store.clone();
-        let service_release_loop = Controller::for_shared_stream(svc_for_release, svc_store)
-            .watches_stream(
-                deleted_rollouts,
-                move |guard: DeserializeGuard<Rollout>| match guard.0 {
-                    Ok(rollout) => services_to_release(&managed_store, &rollout),
+            },
+            vs_resource.clone(),
+        );
+    }
+    // Deleted Rollouts (seen only by the watch below, not by shared-stream subscribers) hand
+    // the Services and DestinationRules they used to the release controllers.
+    let (release_services, released_services) = futures::channel::mpsc::unbounded();
+    let (release_drs, released_drs) = futures::channel::mpsc::unbounded();
+    let dr_release = dr_controller.map(|dr_controller| {
+        let (mapper_store, resource) = (dr_controller.store(), dr_resource.clone());
+        dr_controller
+            .reconcile_on(released_drs)
+            .reconcile_all_on(leader.on_leading())
+            .watches_shared_stream(
+                rollouts_for_drs,
+                move |guard: Arc<DeserializeGuard<Rollout>>| match &guard.0 {
+                    Ok(rollout) => crate::destination_rules::to_release(&mapper_store, &resource, rollout),
                     Err(_) => Vec::new(),
                 },
             )
-            .graceful_shutdown_on(shared_runtime::shutdown_signal())
-            .run(services::reconcile, error_policy_service, release_ctx)
+            .graceful_shutdown_on(rt.shutdown_signal())
+            .run(crate::destination_rules::reconcile, retry_later, ctx.clone())
             .for_each(|res| async move {
                 if let Err(e) = res {
-                    warn!(error = %e, "service release failed");
+                    warn!(error = %e, "DestinationRule release failed");
                 }
-            });
-        futures::join!(service_release_loop, dr_release_loop);
-    };
-    let rollout_controller = controller
-        .graceful_shutdown_on(shared_runtime::shutdown_signal())
-        .run(reconcile::reconcile, error_policy, ctx)
+            })
+    });
+    let rollout_loop = controller
+        .graceful_shutdown_on(rt.shutdown_signal())
+        .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             match res {
-                Ok((obj, _)) => tracing::debug!(rollout = %obj.name, "reconciled"),
+                Ok((obj, _)) => debug!(rollout = %obj.name, "reconciled"),
                 Err(kube::runtime::controller::Error::ReconcilerFailed(Error::InvalidSpec, obj)) => {
-                    tracing::debug!(rollout = %obj.name, "invalid spec reported")
+                    debug!(rollout = %obj.name, "invalid spec reported")
                 }
-                // Stale cache: retried at once with fresh data; not worth a warning.
+                // Stale cache: retried with fresh data; not worth a warning.
                 Err(kube::runtime::controller::Error::ReconcilerFailed(
                     ref e @ Error::Api(kube::Error::Api(ref s)),
                     ref obj,
-                )) if s.code == 409 => {
-                    tracing::debug!(rollout = %obj.name, error = %e, "conflict; retrying")
-                }
+                )) if s.code == 409 => debug!(rollout = %obj.name, error = %e, "conflict; retrying"),
                 Err(e) => warn!(error = %e, "reconcile failed"),
             }
         });
-    info!(
-        namespace = namespace.unwrap_or("<all>"),
-        instance_id = args.common.instance_id.as_deref().unwrap_or(""),
-        "starting rollout controller"
+    let managed_services = svc_store.clone();
+    let service_release = Controller::for_shared_stream(svc_for_release, svc_store.clone())
+        .reconcile_on(released_services)
+        .reconcile_all_on(leader.on_leading())
+        .watches_shared_stream(
+            rollouts_for_services,
+            move |guard: Arc<DeserializeGuard<Rollout>>| match &guard.0 {
+                Ok(rollout) => services_to_release(&managed_services, rollout),
+                Err(_) => Vec::new(),
+            },
+        )
+        .graceful_shutdown_on(rt.shutdown_signal())
+        .run(services::reconcile, retry_later, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "service release failed");
+            }
+        });
+    // The Rollout watch itself; deletions drop the per-Rollout state kept in memory.
+    let forget_ctx = ctx.clone();
+    let (svc_store_for_deletes, dr_store_for_deletes) = (svc_store.clone(), destination_rules.clone());
+    let (rollout_events_all, rollouts_synced) = synced::track(
+        watcher(rt.api::<DeserializeGuard<Rollout>>(), instance())
+            .default_backoff()
+            .reflect_shared(rollout_writer),
     );
-    // Not ready from the moment shutdown begins, so traffic and probes move away while we drain.
-    let unready_on_shutdown = {
-        let admin_state = admin_state.clone();
-        tokio::spawn(async move {
-            shared_runtime::shutdown_signal().await;
-            admin_state.set_ready(false);
-        })
+    synced_caches.push(rollouts_synced);
+    let rollout_watch = rollout_events_all.for_each(move |event| {
+        match event {
+            Ok(watcher::Event::Delete(obj)) => {
+                forget_ctx.expectations.forget(&obj.uid().unwrap_or_default());
+                forget_ctx
+                    .metrics
+                    .reconcile
+                    .forget(&crate::metrics::RolloutLabels {
+                        namespace: obj.namespace().unwrap_or_default(),
+                        name: obj.name_any(),
+                    });
+                if let Ok(rollout) = &obj.0 {
+                    // A Delete carries the last state, usually without a deletionTimestamp.
+                    let mut gone = rollout.clone();
+                    gone.metadata.deletion_timestamp.get_or_insert_with(|| {
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            k8s_openapi::jiff::Timestamp::now(),
+                        )
+                    });
+                    // The receivers live as long as the loops; a send fails only at shutdown.
+                    for svc in services_to_release(&svc_store_for_deletes, &gone) {
+                        let _ = release_services.unbounded_send(svc);
+                    }
+                    if let Some(store) = &dr_store_for_deletes {
+                        for dr in crate::destination_rules::to_release(store, &dr_resource, &gone) {
+                            let _ = release_drs.unbounded_send(dr);
+                        }
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "Rollout watch error"),
+            Ok(_) => {}
+        }
+        futures::future::ready(())
+    });
+
+    let all_synced = Synced::all(synced_caches);
+    let work = async move {
+        let loops = async {
+            futures::join!(rollout_loop, service_release, async {
+                if let Some(l) = dr_release {
+                    l.await
+                }
+            });
+        };
+        // The loops drain on shutdown; the watches that feed them are dropped with them.
+        tokio::select! {
+            () = loops => {},
+            () = rollout_watch => warn!("the Rollout watch ended"),
+            _ = futures::future::join_all(caches) => warn!("a cache watch ended"),
+        }
     };
-    tokio::select! {
-        () = rollout_controller => {},
-        () = svc_watch => error!("service watch ended"),
-        () = release => {},
-    }
-    admin_state.set_ready(false);
-    unready_on_shutdown.abort();
-    for task in admin_tasks {
-        task.abort();
-    }
-    info!("rollout controller stopped");
+    rt.run(all_synced, work).await?;
     Ok(())
+}
+
+/// Rollouts (in `namespace`, when given) for which `names_it` holds.
+fn referencing(
+    store: &Store<DeserializeGuard<Rollout>>,
+    namespace: Option<&str>,
+    names_it: impl Fn(&Rollout) -> bool,
+) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|guard| match &guard.0 {
+            Ok(r) => namespace.is_none_or(|ns| r.metadata.namespace.as_deref() == Some(ns)) && names_it(r),
+            Err(_) => false,
+        })
+        .map(|guard| ObjectRef::from_obj(&*guard))
+        .collect()
 }
 
 /// Services the release controller must look at for a Rollout event: for a deleted Rollout,
@@ -371,47 +524,22 @@ fn services_to_release(store: &Store<Service>, rollout: &Rollout) -> Vec<ObjectR
     out
 }
 
-/// Rollouts in the Service's namespace that name it.
-fn rollouts_referencing(
-    store: &Store<DeserializeGuard<Rollout>>,
-    svc: &Service,
-) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
-    let namespace = svc.namespace();
-    let name = svc.name_any();
-    store
-        .state()
-        .into_iter()
-        .filter(|guard| match &guard.0 {
-            Ok(r) => r.namespace() == namespace && referenced_services(r).iter().any(|(_, s)| *s == name),
-            Err(_) => false,
-        })
-        .map(|guard| ObjectRef::from_obj(&*guard))
-        .collect()
-}
-
-/// Back-off after a failed reconcile: quick for conflicts, slower for everything else.
-/// After a failed reconcile: back off per Rollout (a persistent error no longer loops at a fixed
-/// rate), and say why on the Rollout with a Warning Event, at most once per cause every five
+/// After a failed reconcile: back off per Rollout (a persistent error does not loop at a fixed
+/// rate) and say why on the Rollout with a Warning Event, at most once per cause every five
 /// minutes. Invalid specs have their own condition and Event; conflicts are transient.
 fn error_policy(guard: Arc<DeserializeGuard<Rollout>>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let key = backoff_key(&guard);
-    let wait = ctx.backoff.failed(&key);
     let conflict = matches!(error, Error::Api(kube::Error::Api(e)) if e.code == 409);
-    if let (Ok(rollout), false, false) = (&guard.0, conflict, matches!(error, Error::InvalidSpec)) {
-        ctx.events.publish_at_most_every(
-            format!("{key}/{}", error.category()),
-            Duration::from_secs(300),
-            shared_runtime::events::Occurrence {
-                regarding: kube::Resource::object_ref(rollout, &()),
-                type_: shared_runtime::events::EventType::Warning,
-                reason: shared_types::constants::event_reason::RECONCILE_ERROR.into(),
-                message: format!(
-                    "reconcile failed (retrying in {}s): {error}",
-                    wait.as_secs().max(1)
-                ),
-            },
-        );
-    }
+    let wait = ctx.failures.failed(Failure {
+        regarding: match &guard.0 {
+            Ok(rollout) => rollout.object_ref(&()),
+            Err(_) => Default::default(),
+        },
+        key: &key,
+        category: error.category(),
+        message: error.to_string(),
+        report: guard.0.is_ok() && !conflict && !matches!(error, Error::InvalidSpec),
+    });
     Requeue::requeue(wait)
 }
 
@@ -420,28 +548,7 @@ pub fn backoff_key(guard: &DeserializeGuard<Rollout>) -> String {
     format!("{}/{}", guard.namespace().unwrap_or_default(), guard.name_any())
 }
 
-fn error_policy_service(_: Arc<Service>, _: &Error, _: Arc<Context>) -> Requeue {
+/// The release controllers act on objects whose Rollout is gone; a failure is retried later.
+fn retry_later<K>(_: Arc<K>, _: &Error, _: Arc<Context>) -> Requeue {
     Requeue::requeue(Duration::from_secs(5))
-}
-
-fn error_policy_dr(_: Arc<DynamicObject>, _: &Error, _: Arc<Context>) -> Requeue {
-    Requeue::requeue(Duration::from_secs(5))
-}
-
-/// The controller releasing DestinationRules, or None (logged once) when the Istio
-/// DestinationRule kind is not served.
-async fn destination_rule_controller(
-    ctx: &Context,
-    namespace: Option<&str>,
-) -> Option<Controller<DynamicObject>> {
-    let resource = crate::destination_rules::resource(ctx);
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
-        None => Api::all_with(ctx.client.clone(), &resource),
-    };
-    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
-        info!(error = %e, "Istio DestinationRules are not served; DestinationRule release is off");
-        return None;
-    }
-    Some(Controller::new_with(api, watcher::Config::default(), resource))
 }

@@ -67,6 +67,9 @@ pub fn to_release(
 /// Reconciles one DestinationRule: released when the Rollout its annotation names does not
 /// exist or does not name it.
 pub async fn reconcile(dr: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    if !ctx.leader.is_leader() {
+        return Ok(Requeue::await_change());
+    }
     let Some(owner) = dr.annotations().get(keys::MANAGED_BY_ROLLOUTS) else {
         return Ok(Requeue::await_change());
     };

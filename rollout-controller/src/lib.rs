@@ -2,14 +2,17 @@
 //! writes `Rollout.status`. Reconcile logic is split into pure planning ([`plan`], [`canary`],
 //! [`bluegreen`], [`replicas`], [`conditions`]) and a thin apply step ([`reconcile`]).
 
+pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
 pub mod conditions;
 pub mod controller;
+pub mod deletion;
 pub mod destination_rules;
 pub mod duration;
 pub mod ephemeral;
 pub mod expectations;
+pub mod experiment;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;

@@ -1,35 +1,20 @@
 //! Prometheus metrics with Argo Rollouts' names. Per-object info gauges are computed from the
 //! Rollout cache at scrape time (as Argo's collectors do), so deleted Rollouts disappear at once.
 
-use std::time::Duration;
-
 use kube::runtime::reflector::Store;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+use shared_runtime::metrics::ReconcileMetrics;
 use shared_types::{
     constants::{condition_type, reason},
     rollout::Rollout,
 };
 
-/// Labels of per-Rollout series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RolloutLabels {
-    /// Namespace of the Rollout.
-    pub namespace: String,
-    /// Name of the Rollout.
-    pub name: String,
-}
-
-/// Labels of the reconcile error counter (low cardinality: no object names).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
-    /// Error category.
-    pub error: String,
-}
+pub use shared_runtime::metrics::ObjectLabels as RolloutLabels;
 
 /// Label of the duration histograms: how the update ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,45 +32,14 @@ pub struct Metrics {
     pub duration_progression: Family<CompletionLabels, Histogram>,
     /// `rollout_duration_seconds_manual_pause`: manual pauses of each finished update.
     pub duration_manual_pause: Family<CompletionLabels, Histogram>,
-    /// `rollout_reconcile`: reconcile seconds per Rollout.
-    pub reconcile: Family<RolloutLabels, Histogram>,
-    /// `rollout_reconcile_error`: failed reconciles per Rollout.
-    pub reconcile_error: Family<RolloutLabels, Counter>,
-    /// `rollout_controller_reconcile_duration_seconds`: all reconciles.
-    pub reconcile_duration: Histogram,
-    /// `rollout_controller_reconcile_errors`: failed reconciles by error category.
-    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// `rollout_reconcile`, `rollout_reconcile_error` and the aggregate reconcile series.
+    pub reconcile: ReconcileMetrics,
 }
 
 impl Metrics {
     /// Registers the metrics and the cache-backed info collector.
     pub fn register(registry: &mut Registry, rollouts: Store<kube::core::DeserializeGuard<Rollout>>) -> Self {
-        let reconcile = Family::<RolloutLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.01, 0.15, 0.25, 0.5, 1.0])
-        });
-        let reconcile_error = Family::<RolloutLabels, Counter>::default();
-        let reconcile_duration = Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "rollout_reconcile",
-            "Rollout reconciliation performance.",
-            reconcile.clone(),
-        );
-        registry.register(
-            "rollout_reconcile_error",
-            "Error occurring during the rollout",
-            reconcile_error.clone(),
-        );
-        registry.register(
-            "rollout_controller_reconcile_duration_seconds",
-            "Duration of Rollout reconciles.",
-            reconcile_duration.clone(),
-        );
-        registry.register(
-            "rollout_controller_reconcile_errors",
-            "Failed Rollout reconciles by error category.",
-            reconcile_errors.clone(),
-        );
+        let reconcile = ReconcileMetrics::register(registry, "rollout", "Rollout");
         // Argo's names and buckets (rollout duration tracking).
         let duration_total = Family::<CompletionLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([
@@ -119,16 +73,7 @@ impl Metrics {
             duration_progression,
             duration_manual_pause,
             reconcile,
-            reconcile_error,
-            reconcile_duration,
-            reconcile_errors,
         }
-    }
-
-    /// Drops the per-Rollout series of a deleted Rollout, so they do not accumulate.
-    pub fn forget(&self, labels: &RolloutLabels) {
-        self.reconcile.remove(labels);
-        self.reconcile_error.remove(labels);
     }
 
     /// Records a finished update (`status.duration` with `finishedAt`).
@@ -150,20 +95,6 @@ impl Metrics {
             .get_or_create(&labels)
             .observe((total - paused).max(0.0));
         self.duration_manual_pause.get_or_create(&labels).observe(paused);
-    }
-
-    /// Records one reconcile.
-    pub fn observe(&self, labels: &RolloutLabels, took: Duration, error: Option<&str>) {
-        self.reconcile.get_or_create(labels).observe(took.as_secs_f64());
-        self.reconcile_duration.observe(took.as_secs_f64());
-        if let Some(category) = error {
-            self.reconcile_error.get_or_create(labels).inc();
-            self.reconcile_errors
-                .get_or_create(&ErrorLabels {
-                    error: category.into(),
-                })
-                .inc();
-        }
     }
 }
 

@@ -6,7 +6,10 @@
 //! Actions update a working copy of the observed objects, so later steps in the same reconcile
 //! see earlier changes (a new ReplicaSet, a switched Service selector), as Argo's do.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use serde_json::Value;
 
@@ -22,7 +25,10 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use shared_types::{
+    analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
+    analysis_run::Templates,
     constants::{condition_type, event_reason, keys, message, reason},
+    experiment::Experiment,
     field_error::FieldError,
     hash,
     rollout::{Rollout, RolloutStatus},
@@ -39,8 +45,14 @@ use crate::{
 pub struct Observed {
     /// The Rollout as last read.
     pub rollout: Rollout,
-    /// ReplicaSets controlled by the Rollout (orphans already adopted).
+    /// ReplicaSets controlled by the Rollout.
     pub replica_sets: Vec<ReplicaSet>,
+    /// ReplicaSets without a controller whose labels match the Rollout's selector: adopted
+    /// before anything else is planned.
+    pub orphans: Vec<ReplicaSet>,
+    /// Names of other ReplicaSets in the namespace starting with `<rollout>-` (not ours): a new
+    /// ReplicaSet whose name is taken means a hash collision.
+    pub taken_replica_set_names: BTreeSet<String>,
     /// Services the Rollout references, by name; missing ones are absent.
     pub services: BTreeMap<String, Service>,
     /// Pods of the Rollout, only gathered while a restart (`spec.restartAt`) is pending.
@@ -53,8 +65,39 @@ pub struct Observed {
     pub ingresses: BTreeMap<String, Ingress>,
     /// The object `spec.workloadRef` names, as JSON, if found.
     pub workload: Option<Value>,
+    /// AnalysisRuns controlled by the Rollout.
+    pub analysis_runs: Vec<AnalysisRun>,
+    /// Experiments controlled by the Rollout.
+    pub experiments: Vec<Experiment>,
+    /// AnalysisTemplates of the Rollout's namespace, by name.
+    pub analysis_templates: BTreeMap<String, AnalysisTemplate>,
+    /// ClusterAnalysisTemplates, by name.
+    pub cluster_analysis_templates: BTreeMap<String, ClusterAnalysisTemplate>,
     /// The current time.
     pub now: Timestamp,
+}
+
+impl Observed {
+    /// The Rollout with nothing else observed (tests fill in what they need).
+    pub fn empty(rollout: Rollout) -> Self {
+        Self {
+            rollout,
+            replica_sets: Vec::new(),
+            orphans: Vec::new(),
+            taken_replica_set_names: BTreeSet::new(),
+            services: BTreeMap::new(),
+            pods: Vec::new(),
+            virtual_services: BTreeMap::new(),
+            destination_rule: None,
+            ingresses: BTreeMap::new(),
+            workload: None,
+            analysis_runs: Vec::new(),
+            experiments: Vec::new(),
+            analysis_templates: BTreeMap::new(),
+            cluster_analysis_templates: BTreeMap::new(),
+            now: Timestamp::now(),
+        }
+    }
 }
 
 /// A write to the cluster.
@@ -66,6 +109,17 @@ pub enum Action {
     SetRolloutRevision(String),
     /// Create a ReplicaSet.
     CreateReplicaSet(Box<ReplicaSet>),
+    /// Make the Rollout the controller of an orphan ReplicaSet matching its selector.
+    AdoptReplicaSet {
+        /// ReplicaSet name.
+        name: String,
+        /// resourceVersion it was seen at (adopt only if unchanged).
+        resource_version: Option<String>,
+    },
+    /// Add [`keys::TRAFFIC_FINALIZER`] to the Rollout.
+    AddFinalizer,
+    /// Remove [`keys::TRAFFIC_FINALIZER`] from the Rollout.
+    RemoveFinalizer,
     /// Change a ReplicaSet's replicas, annotations (None removes) and minReadySeconds.
     UpdateReplicaSet(ReplicaSetUpdate),
     /// Delete an old ReplicaSet beyond the revision history limit.
@@ -108,6 +162,18 @@ pub enum Action {
         /// Hash to select.
         hash: String,
     },
+    /// Create an AnalysisRun (a step, background or blue-green promotion analysis).
+    CreateAnalysisRun(Box<AnalysisRun>),
+    /// Ask an AnalysisRun to stop (`spec.terminate: true`); it is no longer needed.
+    TerminateAnalysisRun(String),
+    /// Delete an AnalysisRun beyond the history limits (or of a ReplicaSet that is gone).
+    DeleteAnalysisRun(String),
+    /// Create the Experiment of an experiment step.
+    CreateExperiment(Box<Experiment>),
+    /// Ask an Experiment to stop (`spec.terminate: true`).
+    TerminateExperiment(String),
+    /// Delete an Experiment beyond the history limits (or of a ReplicaSet that is gone).
+    DeleteExperiment(String),
 }
 
 /// Changes to one ReplicaSet.
@@ -216,17 +282,58 @@ pub struct Ctx<'a> {
     pub stable_rs: Option<usize>,
     pub pause: PauseChanges,
     pub plan: Plan,
+    /// AnalysisRuns controlled by the Rollout.
+    pub analysis_runs: &'a [AnalysisRun],
+    /// Experiments controlled by the Rollout.
+    pub experiments: &'a [Experiment],
+    /// The templates AnalysisRuns are built from.
+    pub templates: Templates<'a>,
+    /// The AnalysisRuns the status tracks after this reconcile.
+    pub current_runs: crate::analysis::CurrentRuns,
+    /// `status.canary.currentExperiment` after this reconcile.
+    pub current_experiment: Option<String>,
+    /// See [`Observed::taken_replica_set_names`].
+    pub taken_replica_set_names: &'a BTreeSet<String>,
 }
 
 /// Computes the plan for one reconcile.
 pub fn plan(observed: &Observed) -> Plan {
+    if observed.rollout.metadata.deletion_timestamp.is_some() {
+        return crate::deletion::plan(observed);
+    }
+    // Claim matching orphans first (as Argo does); the next reconcile sees them as ours.
+    if !observed.orphans.is_empty() {
+        let actions = observed
+            .orphans
+            .iter()
+            .map(|rs| Action::AdoptReplicaSet {
+                name: rs.metadata.name.clone().unwrap_or_default(),
+                resource_version: rs.metadata.resource_version.clone(),
+            })
+            .collect();
+        return Plan {
+            actions,
+            ..Plan::default()
+        };
+    }
+    let mut plan = plan_live(observed);
+    if let Some(action) = crate::deletion::sync_finalizer(&observed.rollout) {
+        plan.actions.insert(0, action);
+    }
+    plan
+}
+
+fn plan_live(observed: &Observed) -> Plan {
     // With a workloadRef the template and selector come from the referenced object.
     let resolved = crate::workload::resolve(&observed.rollout, observed.workload.as_ref());
     let rollout = resolved.as_ref().unwrap_or(&observed.rollout);
     let now = Time(observed.now);
+    let old = rollout.status.clone().unwrap_or_default();
     let mut ctx = Ctx {
         rollout,
-        old: rollout.status.clone().unwrap_or_default(),
+        current_runs: crate::analysis::CurrentRuns::from_status(&old),
+        current_experiment: old.canary.as_ref().and_then(|c| c.current_experiment.clone()),
+        old,
         now,
         replicas: rollout.spec.replicas(),
         rss: observed.replica_sets.clone(),
@@ -241,6 +348,10 @@ pub fn plan(observed: &Observed) -> Plan {
         stable_rs: None,
         pause: PauseChanges::default(),
         plan: Plan::default(),
+        analysis_runs: &observed.analysis_runs,
+        experiments: &observed.experiments,
+        templates: observed.templates(),
+        taken_replica_set_names: &observed.taken_replica_set_names,
     };
     if let Err(error) = &resolved {
         ctx.invalid_spec(std::slice::from_ref(error));
@@ -329,6 +440,7 @@ fn validate(observed: &Observed, rollout: &Rollout) -> Result<(), Vec<FieldError
             }
         }
     }
+    errors.extend(crate::analysis::validate(rollout, observed.templates()));
     errors.extend(crate::traffic::plan::validate(
         rollout,
         &observed.virtual_services,
@@ -336,6 +448,16 @@ fn validate(observed: &Observed, rollout: &Rollout) -> Result<(), Vec<FieldError
         &observed.ingresses,
     ));
     if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+impl Observed {
+    /// The observed templates, as the AnalysisRun builder takes them.
+    pub fn templates(&self) -> Templates<'_> {
+        Templates {
+            namespaced: &self.analysis_templates,
+            cluster: &self.cluster_analysis_templates,
+        }
+    }
 }
 
 /// `(field path, service name)` of every Service the strategy names.
@@ -653,6 +775,15 @@ impl Ctx<'_> {
                 .insert(keys::EPHEMERAL_METADATA.into(), record);
         }
         let rs_name = rs.metadata.name.clone().unwrap_or_default();
+        if self.taken_replica_set_names.contains(&rs_name) {
+            // Another object holds the name: a hash collision. Counting it in the status
+            // (written with the Rollout's resourceVersion) changes the hash the next reconcile
+            // computes (Argo's collisionCount).
+            let count = self.old.collision_count.unwrap_or(0) + 1;
+            tracing::warn!(replicaset = %rs_name, count, "hash collision; bumping collisionCount");
+            self.old.collision_count = Some(count);
+            return;
+        }
         self.event(
             event_reason::NEW_REPLICA_SET_CREATED,
             format!("Created ReplicaSet {rs_name} (revision {revision})"),
@@ -1168,6 +1299,10 @@ impl Ctx<'_> {
     pub fn reset_status(&mut self, status: &mut RolloutStatus) {
         self.pause.clear = true;
         self.pause.remove_abort = true;
+        // Runs and experiments of the previous update are no longer current (they are
+        // terminated and cleaned up on the next reconcile).
+        self.current_runs = crate::analysis::CurrentRuns::default();
+        self.current_experiment = None;
         status.promote_full = None;
         if let Some(bg) = status.blue_green.as_mut() {
             bg.scale_up_preview_check_point = None;
@@ -1699,6 +1834,13 @@ impl Ctx<'_> {
         if !self.pause.add.contains(&reason) {
             self.pause.add.push(reason);
         }
+    }
+
+    /// Aborts the update in this reconcile (a run or experiment failed), with the detail the
+    /// Progressing condition shows after `Rollout aborted update to revision <n>: `.
+    pub fn abort(&mut self, detail: Option<String>) {
+        self.pause.add_abort = true;
+        self.pause.abort_message = detail.filter(|d| !d.is_empty());
     }
 
     /// The pause reasons this reconcile removes.

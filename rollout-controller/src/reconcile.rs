@@ -1,7 +1,11 @@
 //! The thin IO around [`crate::plan`]: gather what the plan needs from the caches, run it, and
 //! execute its actions against the API server.
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Instant,
+};
 
 use k8s_openapi::{
     api::{
@@ -13,19 +17,20 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{
-        ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams,
-    },
+    api::{DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams},
     core::DeserializeGuard,
-    core::GroupVersionKind,
-    runtime::controller::Action as Requeue,
+    runtime::{
+        controller::Action as Requeue,
+        reflector::{ObjectRef, Store},
+    },
 };
 use serde_json::{Value, json};
 use shared_runtime::events::{EventType, Occurrence};
 use shared_types::{
+    analysis::AnalysisRun,
     constants::{condition_type, event_reason, field_manager, keys, message, reason},
+    experiment::Experiment,
     rollout::Rollout,
-    validation::selector_matches,
 };
 use tracing::{debug, info, warn};
 
@@ -38,6 +43,10 @@ use crate::{
 
 /// Reconciles one Rollout.
 pub async fn reconcile(guard: Arc<DeserializeGuard<Rollout>>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    // A standby only keeps its caches warm; it reconciles everything once it leads.
+    if !ctx.leader.is_leader() {
+        return Ok(Requeue::await_change());
+    }
     let started = Instant::now();
     let (namespace, name) = match &guard.0 {
         Ok(r) => (r.namespace().unwrap_or_default(), r.name_any()),
@@ -63,69 +72,104 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Rollout>>, ctx: Arc<Context>)
         Ok(rollout) => reconcile_rollout(rollout, &ctx).await,
         Err(invalid) => report_malformed(invalid, &ctx).await,
     };
-    ctx.metrics.observe(
+    ctx.metrics.reconcile.observe(
         &labels,
         started.elapsed(),
         result.as_ref().err().map(Error::category),
     );
     if result.is_ok() {
-        ctx.backoff.succeeded(&crate::controller::backoff_key(&guard));
+        ctx.failures.succeeded(&crate::controller::backoff_key(&guard));
     }
     result
 }
 
 async fn reconcile_rollout(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Error> {
-    if rollout.metadata.deletion_timestamp.is_some() {
-        return Ok(Requeue::await_change());
-    }
     // Planning against half-filled caches would see ReplicaSets and Services as missing (and
     // try to recreate or report them); wait for the initial lists.
-    let synced = async {
-        let rs = ctx.replica_sets.wait_until_ready().await;
-        let svc = ctx.services.wait_until_ready().await;
-        rs.is_ok() && svc.is_ok()
-    };
+    let synced = shared_runtime::synced::Synced::all(ctx.planning_synced.clone());
     if !tokio::time::timeout(std::time::Duration::from_secs(30), synced)
         .await
         .unwrap_or(false)
     {
         return Err(Error::Startup("ReplicaSet and Service caches are not synced yet"));
     }
-    let namespace = rollout.namespace().unwrap_or_default();
-    let uid = rollout.uid().unwrap_or_default();
-    let replica_sets = gather_replica_sets(rollout, &namespace, &uid, ctx).await?;
-    let services: BTreeMap<String, Service> = referenced_services(rollout)
-        .into_iter()
-        .filter_map(|(_, svc)| {
-            let key = kube::runtime::reflector::ObjectRef::new(&svc).within(&namespace);
-            ctx.services.get(&key).map(|s| (svc, (*s).clone()))
-        })
-        .collect();
-    let pods = if crate::plan::Ctx::restart_pending(rollout) || crate::ephemeral::in_use(rollout) {
-        list_pods(rollout, &namespace, ctx).await?
-    } else {
-        Vec::new()
-    };
-    let (virtual_services, destination_rule, ingresses) =
-        gather_traffic_objects(rollout, &namespace, ctx).await?;
-    let workload = gather_workload(rollout, &namespace, ctx).await?;
-    let observed = Observed {
-        rollout: rollout.clone(),
-        replica_sets,
-        services,
-        pods,
-        virtual_services,
-        destination_rule,
-        ingresses,
-        workload,
-        now: Timestamp::now(),
-    };
+    let observed = observe(rollout, ctx).await?;
     let plan = plan(&observed);
     execute(rollout, &plan, ctx).await?;
     Ok(match plan.requeue_after {
         Some(after) => Requeue::requeue(after),
         // A fallback resync keeps the controller eventually consistent if a watch event is lost.
         None => Requeue::requeue(ctx.config.resync),
+    })
+}
+
+/// Everything the plan looks at, from the watch caches (Pods, only needed while a restart or
+/// ephemeral metadata is pending, are listed).
+async fn observe(rollout: &Rollout, ctx: &Context) -> Result<Observed, Error> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let workload = ctx.workloads.get(rollout).await?;
+    // A workloadRef Rollout has no selector of its own: its ReplicaSets and pods are found with
+    // the referenced object's (none while that is missing: then nothing is adopted or listed).
+    let selector = crate::workload::resolve(rollout, workload.as_ref())
+        .ok()
+        .and_then(|r| r.spec.selector)
+        .map(kube::core::Selector::try_from)
+        .and_then(Result::ok);
+    let (replica_sets, orphans, taken_replica_set_names) =
+        replica_sets_of(rollout, &namespace, selector.as_ref(), ctx);
+    let services: BTreeMap<String, Service> = referenced_services(rollout)
+        .into_iter()
+        .filter_map(|(_, svc)| {
+            let key = ObjectRef::new(&svc).within(&namespace);
+            ctx.services.get(&key).map(|s| (svc, (*s).clone()))
+        })
+        .collect();
+    let pods = match &selector {
+        Some(selector) if crate::plan::Ctx::restart_pending(rollout) || crate::ephemeral::in_use(rollout) => {
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+            api.list(&ListParams::default().labels(&selector.to_string()))
+                .await
+                .map_err(Error::Api)?
+                .items
+        }
+        _ => Vec::new(),
+    };
+    let (virtual_services, destination_rule, ingresses) = traffic_objects(rollout, &namespace, ctx);
+    let uid = rollout.uid().unwrap_or_default();
+    // Templates are copied only for a Rollout that runs analyses or experiments.
+    let (analysis_templates, cluster_analysis_templates) = if uses_templates(rollout) {
+        (
+            ctx.analysis_templates
+                .state()
+                .into_iter()
+                .filter(|t| t.namespace().as_deref() == Some(namespace.as_str()))
+                .map(|t| (t.name_any(), (*t).clone()))
+                .collect(),
+            ctx.cluster_analysis_templates
+                .state()
+                .into_iter()
+                .map(|t| (t.name_any(), (*t).clone()))
+                .collect(),
+        )
+    } else {
+        (BTreeMap::new(), BTreeMap::new())
+    };
+    Ok(Observed {
+        rollout: rollout.clone(),
+        replica_sets,
+        orphans,
+        taken_replica_set_names,
+        services,
+        pods,
+        virtual_services,
+        destination_rule,
+        ingresses,
+        workload,
+        analysis_runs: owned(&ctx.analysis_runs, &namespace, &uid),
+        experiments: owned(&ctx.experiments, &namespace, &uid),
+        analysis_templates,
+        cluster_analysis_templates,
+        now: Timestamp::now(),
     })
 }
 
@@ -186,55 +230,85 @@ impl crate::expectations::CacheView for CachedView<'_> {
     }
 }
 
-/// ReplicaSets controlled by the Rollout, adopting orphans whose labels match its selector.
-async fn gather_replica_sets(
+/// The cached objects in `namespace` whose controller is the Rollout `uid`.
+fn owned<K>(store: &Store<K>, namespace: &str, uid: &str) -> Vec<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|obj| {
+            obj.meta().namespace.as_deref() == Some(namespace)
+                && obj
+                    .meta()
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .map(|obj| (*obj).clone())
+        .collect()
+}
+
+/// Whether the Rollout runs analyses or experiments (and so needs the analysis templates).
+fn uses_templates(rollout: &Rollout) -> bool {
+    let strategy = &rollout.spec.strategy;
+    strategy
+        .blue_green
+        .as_ref()
+        .is_some_and(|bg| bg.pre_promotion_analysis.is_some() || bg.post_promotion_analysis.is_some())
+        || strategy.canary.as_ref().is_some_and(|c| {
+            c.analysis.is_some()
+                || c.steps
+                    .iter()
+                    .flatten()
+                    .any(|step| step.analysis.is_some() || step.experiment.is_some())
+        })
+}
+
+/// The Rollout's ReplicaSets (oldest first), the orphans its selector matches, and the names of
+/// other ReplicaSets its new ReplicaSet's name could collide with.
+fn replica_sets_of(
     rollout: &Rollout,
     namespace: &str,
-    uid: &str,
+    selector: Option<&kube::core::Selector>,
     ctx: &Context,
-) -> Result<Vec<ReplicaSet>, Error> {
-    let selector = rollout.spec.selector.clone().unwrap_or_default();
-    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut out = Vec::new();
+) -> (Vec<ReplicaSet>, Vec<ReplicaSet>, BTreeSet<String>) {
+    use kube::core::SelectorExt;
+    let uid = rollout.uid().unwrap_or_default();
+    let prefix = format!("{}-", rollout.name_any());
+    let (mut owned, mut orphans, mut taken) = (Vec::new(), Vec::new(), BTreeSet::new());
     for rs in ctx.replica_sets.state() {
-        if rs.namespace().as_deref() != Some(namespace) || rs.metadata.deletion_timestamp.is_some() {
+        if rs.namespace().as_deref() != Some(namespace) {
             continue;
         }
-        if rsutil::is_owned_by(&rs, uid) {
-            out.push((*rs).clone());
-        } else if !rsutil::has_controller(&rs)
-            && selector_matches(&selector, rs.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))
+        let gone = rs.metadata.deletion_timestamp.is_some();
+        if rsutil::is_owned_by(&rs, &uid) {
+            if !gone {
+                owned.push((*rs).clone());
+            }
+        } else if !gone
+            && !rsutil::has_controller(&rs)
+            && selector.is_some_and(|s| !s.selects_all() && s.matches(rs.labels()))
         {
-            let owner = rsutil::owner_reference(rollout);
-            let patch = json!({
-                "metadata": {
-                    "resourceVersion": rs.resource_version(),
-                    "ownerReferences": [owner],
-                }
-            });
-            let adopted = api
-                .patch(&rs.name_any(), &patch_params(), &Patch::Merge(&patch))
-                .await
-                .map_err(Error::Api)?;
-            info!(replicaset = %adopted.name_any(), "adopted orphan ReplicaSet");
-            out.push(adopted);
+            orphans.push((*rs).clone());
+        } else if rs.name_any().starts_with(&prefix) {
+            taken.insert(rs.name_any());
         }
     }
-    out.sort_by_key(|rs| rs.metadata.creation_timestamp.clone().map(|t| t.0));
-    Ok(out)
+    owned.sort_by_key(|rs| rs.metadata.creation_timestamp.clone().map(|t| t.0));
+    (owned, orphans, taken)
 }
 
 type TrafficObjects = (BTreeMap<String, Value>, Option<Value>, BTreeMap<String, Ingress>);
 
-/// The Istio and Ingress objects the Rollout's traffic routing names (missing ones are absent).
-async fn gather_traffic_objects(
-    rollout: &Rollout,
-    namespace: &str,
-    ctx: &Context,
-) -> Result<TrafficObjects, Error> {
+/// The Istio and Ingress objects the Rollout's traffic routing names, from the caches (missing
+/// ones, and kinds the API server does not serve, are absent).
+fn traffic_objects(rollout: &Rollout, namespace: &str, ctx: &Context) -> TrafficObjects {
     let mut virtual_services = BTreeMap::new();
     let mut destination_rule = None;
-    let mut ingresses = BTreeMap::new();
     let Some(tr) = rollout
         .spec
         .strategy
@@ -242,161 +316,34 @@ async fn gather_traffic_objects(
         .as_ref()
         .and_then(|c| c.traffic_routing.as_ref())
     else {
-        return Ok((virtual_services, destination_rule, ingresses));
+        return (virtual_services, destination_rule, BTreeMap::new());
+    };
+    let cached = |store: &Option<Store<DynamicObject>>, kind: &str, name: &str, ns: &str| {
+        let key = ObjectRef::new_with(name, ctx.config.istio_resource(kind)).within(ns);
+        store
+            .as_ref()?
+            .get(&key)
+            .and_then(|obj| serde_json::to_value(&*obj).ok())
     };
     if let Some(istio) = &tr.istio {
         for vs_ref in crate::traffic::plan::virtual_services(istio) {
             let (name, ns) = crate::traffic::istio::parse_virtual_service_ref(&vs_ref.name, namespace);
-            let api: Api<DynamicObject> = Api::namespaced_with(
-                ctx.client.clone(),
-                &ns,
-                &ctx.config.istio_resource("VirtualService"),
-            );
-            if let Some(obj) = get_missing_ok(&api, &name).await? {
-                virtual_services.insert(
-                    vs_ref.name.clone(),
-                    serde_json::to_value(obj).unwrap_or(Value::Null),
-                );
+            if let Some(vs) = cached(&ctx.virtual_services, "VirtualService", &name, &ns) {
+                virtual_services.insert(vs_ref.name.clone(), vs);
             }
         }
         if let Some(dr) = &istio.destination_rule {
-            let api: Api<DynamicObject> = Api::namespaced_with(
-                ctx.client.clone(),
-                namespace,
-                &ctx.config.istio_resource("DestinationRule"),
-            );
-            destination_rule = get_missing_ok(&api, &dr.name)
-                .await?
-                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
+            destination_rule = cached(&ctx.destination_rules, "DestinationRule", &dr.name, namespace);
         }
     }
-    if tr.nginx.is_some() {
-        let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), namespace);
-        let rollout_name = rollout.name_any();
-        for stable in crate::traffic::plan::stable_ingresses(tr) {
-            let canary = crate::traffic::nginx::canary_ingress_name(&rollout_name, &stable);
-            for name in [stable, canary] {
-                if let Some(ing) = get_missing_ok(&api, &name).await? {
-                    ingresses.insert(name, ing);
-                }
-            }
-        }
-    }
-    Ok((virtual_services, destination_rule, ingresses))
-}
-
-/// After a Rollout is deleted: route all traffic to the stable Service/subset again and release
-/// the DestinationRule. Failures are logged; there is nothing left to retry against.
-pub async fn restore_traffic(rollout: &Rollout, ctx: &Context) {
-    let Some(canary) = rollout.spec.strategy.canary.as_ref() else {
-        return;
-    };
-    let Some(istio) = canary.traffic_routing.as_ref().and_then(|tr| tr.istio.as_ref()) else {
-        return;
-    };
-    let namespace = rollout.namespace().unwrap_or_default();
-    let managed = canary
-        .traffic_routing
-        .as_ref()
-        .and_then(|tr| tr.managed_routes.clone())
-        .unwrap_or_default();
-    let split = crate::traffic::plan::split(istio, canary, rollout);
-    for vs_ref in crate::traffic::plan::virtual_services(istio) {
-        let (name, ns) = crate::traffic::istio::parse_virtual_service_ref(&vs_ref.name, &namespace);
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            ctx.client.clone(),
-            &ns,
-            &ctx.config.istio_resource("VirtualService"),
-        );
-        let result = async {
-            let Some(vs) = get_missing_ok(&api, &name).await? else {
-                return Ok(());
-            };
-            let value = serde_json::to_value(&vs).map_err(Error::Serialize)?;
-            let restored = crate::traffic::istio::restore_stable(&value, vs_ref, &managed, &split)
-                .map_err(|e| Error::Traffic(e.to_string()))?;
-            if restored != value {
-                let obj: DynamicObject = serde_json::from_value(restored).map_err(Error::Serialize)?;
-                api.replace(&name, &post_params(), &obj)
-                    .await
-                    .map_err(Error::Api)?;
-                info!(virtualservice = %name, "routed all traffic to stable after Rollout deletion");
-            }
-            Ok::<(), Error>(())
-        };
-        if let Err(e) = result.await {
-            warn!(virtualservice = %name, error = %e, "cannot restore VirtualService after Rollout deletion");
-        }
-    }
-    if let Some(dr_ref) = &istio.destination_rule {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            ctx.client.clone(),
-            &namespace,
-            &ctx.config.istio_resource("DestinationRule"),
-        );
-        let result = async {
-            let Some(dr) = get_missing_ok(&api, &dr_ref.name).await? else {
-                return Ok(());
-            };
-            let value = serde_json::to_value(&dr).map_err(Error::Serialize)?;
-            let released = crate::traffic::istio::release_destination_rule(&value);
-            if released != value {
-                let obj: DynamicObject = serde_json::from_value(released).map_err(Error::Serialize)?;
-                api.replace(&dr_ref.name, &post_params(), &obj)
-                    .await
-                    .map_err(Error::Api)?;
-            }
-            Ok::<(), Error>(())
-        };
-        if let Err(e) = result.await {
-            warn!(destinationrule = %dr_ref.name, error = %e, "cannot release DestinationRule after Rollout deletion");
-        }
-    }
-}
-
-/// The object `spec.workloadRef` names, as JSON (absent when it does not exist).
-async fn gather_workload(rollout: &Rollout, namespace: &str, ctx: &Context) -> Result<Option<Value>, Error> {
-    let Some(reference) = &rollout.spec.workload_ref else {
-        return Ok(None);
-    };
-    let kind = reference.kind.clone().unwrap_or_default();
-    let Some((group, version, plural)) = crate::workload::resource(&kind) else {
-        return Ok(None);
-    };
-    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &kind), plural);
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
-    let object = get_missing_ok(&api, reference.name.as_deref().unwrap_or_default()).await?;
-    object
-        .map(|o| serde_json::to_value(o).map_err(Error::Serialize))
-        .transpose()
-}
-
-/// GET that treats 404 (and a kind the server does not serve) as absent.
-async fn get_missing_ok<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    match api.get(name).await {
-        Ok(obj) => Ok(Some(obj)),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-        Err(e) => Err(Error::Api(e)),
-    }
-}
-
-/// Pods selected by the Rollout (only needed while a restart is pending).
-async fn list_pods(rollout: &Rollout, namespace: &str, ctx: &Context) -> Result<Vec<Pod>, Error> {
-    let selector = rollout
-        .spec
-        .selector
-        .as_ref()
-        .map(crate::canary::format_selector)
-        .unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    Ok(api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::Api)?
-        .items)
+    let ingresses = crate::traffic::plan::ingress_names(rollout)
+        .into_iter()
+        .filter_map(|name| {
+            let ing = ctx.ingresses.get(&ObjectRef::new(&name).within(namespace))?;
+            Some((name, (*ing).clone()))
+        })
+        .collect();
+    (virtual_services, destination_rule, ingresses)
 }
 
 fn post_params() -> PostParams {
@@ -453,6 +400,51 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                 resource_version = updated.resource_version();
             }
             Action::CreateReplicaSet(rs) => create_replica_set(rollout, rs, &replica_sets, ctx).await?,
+            Action::AdoptReplicaSet {
+                name: rs_name,
+                resource_version: rs_version,
+            } => {
+                let patch = json!({
+                    "metadata": {
+                        "resourceVersion": rs_version,
+                        "ownerReferences": [rsutil::owner_reference(rollout)],
+                    }
+                });
+                let adopted = replica_sets
+                    .patch(rs_name, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(Error::Api)?;
+                ctx.expectations
+                    .replica_set_written(&uid, rs_name, rs_version.as_deref());
+                info!(replicaset = %adopted.name_any(), "adopted orphan ReplicaSet");
+            }
+            Action::AddFinalizer | Action::RemoveFinalizer => {
+                let mut finalizers: Vec<String> = rollout
+                    .metadata
+                    .finalizers
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|f| f != keys::TRAFFIC_FINALIZER)
+                    .collect();
+                if matches!(action, Action::AddFinalizer) {
+                    finalizers.push(keys::TRAFFIC_FINALIZER.into());
+                }
+                let patch =
+                    json!({"metadata": {"resourceVersion": resource_version, "finalizers": finalizers}});
+                match rollouts
+                    .patch(&name, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(updated) => {
+                        rollout_written(&resource_version, &updated);
+                        resource_version = updated.resource_version();
+                    }
+                    // Removing the last finalizer of a deleted Rollout may let it go at once.
+                    Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+                    Err(e) => return Err(Error::Api(e)),
+                }
+            }
             Action::UpdateReplicaSet(update) => {
                 let updated = replica_sets
                     .patch(
@@ -583,6 +575,50 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                     .await
                     .map_err(Error::Api)?;
             }
+            Action::CreateAnalysisRun(run) => {
+                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
+                match api.create(&post_params(), run).await {
+                    Ok(_) => {}
+                    // The cache missed it: ours to reuse under Argo's collision rule, else the
+                    // next reconcile (seeing it) picks the next name.
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        let existing = api.get(&run.name_any()).await.map_err(Error::Api)?;
+                        if !crate::analysis::is_reusable(&existing, run, &uid) {
+                            return Err(Error::Api(kube::Error::Api(e)));
+                        }
+                    }
+                    Err(e) => return Err(Error::Api(e)),
+                }
+            }
+            Action::CreateExperiment(experiment) => {
+                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &namespace);
+                match api.create(&post_params(), experiment).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        let existing = api.get(&experiment.name_any()).await.map_err(Error::Api)?;
+                        if !crate::experiment::is_reusable(&existing, experiment, &uid) {
+                            return Err(Error::Api(kube::Error::Api(e)));
+                        }
+                    }
+                    Err(e) => return Err(Error::Api(e)),
+                }
+            }
+            Action::TerminateAnalysisRun(run) => {
+                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
+                terminate(&api, run).await?;
+            }
+            Action::TerminateExperiment(experiment) => {
+                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &namespace);
+                terminate(&api, experiment).await?;
+            }
+            Action::DeleteAnalysisRun(run) => {
+                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
+                delete_missing_ok(&api, run).await?;
+            }
+            Action::DeleteExperiment(experiment) => {
+                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &namespace);
+                delete_missing_ok(&api, experiment).await?;
+            }
         }
     }
     if let Some(status) = &plan.status {
@@ -612,6 +648,31 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
     Ok(())
 }
 
+/// `{"spec":{"terminate":true}}` on an AnalysisRun or Experiment (gone already: nothing to stop).
+async fn terminate<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"spec": {"terminate": true}});
+    match api.patch(name, &patch_params(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Api(e)),
+    }
+}
+
+/// DELETE that treats 404 as done.
+async fn delete_missing_ok<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Api(e)),
+    }
+}
+
 async fn create_replica_set(
     rollout: &Rollout,
     rs: &ReplicaSet,
@@ -633,35 +694,9 @@ async fn create_replica_set(
                 .replica_set_written(&rollout.uid().unwrap_or_default(), &rs.name_any(), None);
             Ok(())
         }
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            // Same name exists: reuse it when it is ours with the same template, else bump the
-            // collision count so the next hash differs.
-            let existing = api.get(&rs.name_any()).await.map_err(Error::Api)?;
-            let ours = rsutil::is_owned_by(&existing, &rollout.uid().unwrap_or_default());
-            // The stored template carries the API server's defaults; compare what they mean.
-            let normalized = |t: &Option<k8s_openapi::api::core::v1::PodTemplateSpec>| {
-                crate::template::normalized(&t.clone().unwrap_or_default())
-            };
-            let same = normalized(&existing.spec.template) == normalized(&rs.spec.template);
-            if ours && same {
-                return Ok(());
-            }
-            let count = rollout
-                .status
-                .as_ref()
-                .and_then(|s| s.collision_count)
-                .unwrap_or(0)
-                + 1;
-            warn!(replicaset = %rs.name_any(), count, "hash collision; bumping collisionCount");
-            let rollouts: Api<Rollout> =
-                Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
-            let patch = json!({"status": {"collisionCount": count}});
-            rollouts
-                .patch_status(&rollout.name_any(), &patch_params(), &Patch::Merge(&patch))
-                .await
-                .map_err(Error::Api)?;
-            Err(Error::HashCollision(rs.name_any()))
-        }
+        // The name is taken by a ReplicaSet the cache does not show yet: the next reconcile
+        // sees it (reused if ours, else a collision counted in the status).
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::HashCollision(rs.name_any())),
         Err(kube::Error::Api(e)) => {
             let rs_name = rs.name_any();
             let msg = message::replica_set_create_error(&rs_name, &e.message);

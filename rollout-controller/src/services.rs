@@ -18,6 +18,9 @@ use crate::{Context, Error, plan::referenced_services};
 
 /// Reconciles one Service.
 pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    if !ctx.leader.is_leader() {
+        return Ok(Requeue::await_change());
+    }
     let Some(owner) = service.annotations().get(keys::MANAGED_BY_ROLLOUTS) else {
         return Ok(Requeue::await_change());
     };
@@ -30,7 +33,13 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Reque
             &namespace,
             &ApiResource::erase::<shared_types::rollout::Rollout>(&()),
         );
-        if let Some(rollout) = rollouts.get_opt(owner).await.map_err(Error::Api)? {
+        // A Rollout being deleted (held by its finalizer) no longer uses the Service.
+        if let Some(rollout) = rollouts
+            .get_opt(owner)
+            .await
+            .map_err(Error::Api)?
+            .filter(|r| r.metadata.deletion_timestamp.is_none())
+        {
             let spec = rollout.data.get("spec").cloned().unwrap_or_default();
             let typed: Option<shared_types::rollout::RolloutSpec> = serde_json::from_value(spec).ok();
             let referenced = typed.is_none_or(|spec| {

@@ -2,9 +2,24 @@
 //! ReplicaSet or PodTemplate, so an existing Deployment can be migrated without copying its
 //! template. The referenced object is read as JSON and resolved into the Rollout in memory.
 
+use std::{collections::HashMap, sync::Mutex};
+
+use futures::StreamExt;
 use k8s_openapi::{api::core::v1::PodTemplateSpec, apimachinery::pkg::apis::meta::v1::LabelSelector};
+use kube::{
+    Api,
+    api::{ApiResource, DynamicObject},
+    core::DeserializeGuard,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
 use serde_json::Value;
+use shared_runtime::synced::Synced;
 use shared_types::{field_error::FieldError, rollout::Rollout};
+use tokio::sync::mpsc;
 
 /// The API group, version and plural for a workloadRef `kind`.
 pub fn resource(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
@@ -99,6 +114,137 @@ pub fn deployment_replicas(
         _ => return None,
     };
     (current != Some(want)).then_some(want)
+}
+
+/// Watches of the kinds `spec.workloadRef` names, each started the first time a Rollout refers
+/// to that kind (most clusters use none, and a watch of every Deployment would cost memory for
+/// nothing). A change of a watched object triggers the Rollouts that refer to it.
+pub struct WorkloadWatches {
+    client: kube::Client,
+    namespace: Option<String>,
+    rollouts: Store<DeserializeGuard<Rollout>>,
+    stores: Mutex<HashMap<&'static str, (Store<DynamicObject>, Synced)>>,
+    trigger: mpsc::UnboundedSender<ObjectRef<DeserializeGuard<Rollout>>>,
+    triggers: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<DeserializeGuard<Rollout>>>>>,
+}
+
+impl WorkloadWatches {
+    /// No watch runs until [`WorkloadWatches::get`] asks for a kind.
+    pub fn new(
+        client: kube::Client,
+        namespace: Option<String>,
+        rollouts: Store<DeserializeGuard<Rollout>>,
+    ) -> Self {
+        let (trigger, triggers) = mpsc::unbounded_channel();
+        Self {
+            client,
+            namespace,
+            rollouts,
+            stores: Mutex::default(),
+            trigger,
+            triggers: Mutex::new(Some(triggers)),
+        }
+    }
+
+    /// The Rollouts to reconcile because an object they refer to changed (for the controller's
+    /// `reconcile_on`; a second call gets an empty stream).
+    pub fn triggers(
+        &self,
+    ) -> impl futures::Stream<Item = ObjectRef<DeserializeGuard<Rollout>>> + Send + 'static {
+        let receiver = self
+            .triggers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        futures::stream::unfold(receiver, |receiver| async move {
+            let mut receiver = receiver?;
+            let next = receiver.recv().await?;
+            Some((next, Some(receiver)))
+        })
+    }
+
+    /// The object the Rollout's `spec.workloadRef` names, as JSON, from the watch of its kind
+    /// (started now if needed). None without a workloadRef, for an unsupported kind (reported
+    /// by [`resolve`]) or when the object does not exist.
+    pub async fn get(&self, rollout: &Rollout) -> Result<Option<Value>, crate::Error> {
+        let Some(reference) = &rollout.spec.workload_ref else {
+            return Ok(None);
+        };
+        let kind = reference.kind.as_deref().unwrap_or_default();
+        let Some((kind, resource)) = api_resource(kind) else {
+            return Ok(None);
+        };
+        let (store, synced) = self.store(kind, &resource);
+        if !tokio::time::timeout(std::time::Duration::from_secs(30), synced.wait())
+            .await
+            .map_err(|_| crate::Error::Startup("the workloadRef watch has not listed its objects yet"))?
+        {
+            return Err(crate::Error::Startup("the workloadRef watch stopped"));
+        }
+        let key = ObjectRef::new_with(reference.name.as_deref().unwrap_or_default(), resource)
+            .within(rollout.metadata.namespace.as_deref().unwrap_or_default());
+        store
+            .get(&key)
+            .map(|obj| serde_json::to_value(&*obj).map_err(crate::Error::Serialize))
+            .transpose()
+    }
+
+    fn store(&self, kind: &'static str, resource: &ApiResource) -> (Store<DynamicObject>, Synced) {
+        let mut stores = self
+            .stores
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cached) = stores.get(kind) {
+            return cached.clone();
+        }
+        let api: Api<DynamicObject> = match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        };
+        let writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let (rollouts, trigger) = (self.rollouts.clone(), self.trigger.clone());
+        let (events, synced) = shared_runtime::synced::track(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .reflect(writer),
+        );
+        let events = events.touched_objects();
+        tokio::spawn(events.for_each(move |event| {
+            match event {
+                Ok(obj) => {
+                    for guard in rollouts.state() {
+                        let Ok(r) = &guard.0 else { continue };
+                        let refers = r.spec.workload_ref.as_ref().is_some_and(|w| {
+                            w.kind.as_deref() == Some(kind)
+                                && w.name.as_deref() == obj.metadata.name.as_deref()
+                        }) && r.metadata.namespace == obj.metadata.namespace;
+                        if refers {
+                            // The receiver lives as long as the controller; a failed send means shutdown.
+                            let _ = trigger.send(ObjectRef::from_obj(&*guard));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(kind, error = %e, "workloadRef watch error"),
+            }
+            futures::future::ready(())
+        }));
+        tracing::info!(kind, "watching the kind a Rollout's workloadRef names");
+        stores.insert(kind, (store.clone(), synced.clone()));
+        (store, synced)
+    }
+}
+
+/// The kind (as a static name) and its API resource.
+fn api_resource(kind: &str) -> Option<(&'static str, ApiResource)> {
+    let (group, version, plural) = resource(kind)?;
+    let kind = match kind {
+        "Deployment" => "Deployment",
+        "ReplicaSet" => "ReplicaSet",
+        _ => "PodTemplate",
+    };
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    Some((kind, ApiResource::from_gvk_with_plural(&gvk, plural)))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::Error;
 pub struct AdminState {
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
+    leader: Option<crate::leader::LeaderGate>,
 }
 
 impl AdminState {
@@ -28,7 +29,15 @@ impl AdminState {
         Self {
             registry: Arc::new(registry),
             ready: Arc::new(AtomicBool::new(false)),
+            leader: None,
         }
+    }
+
+    /// With leader election, `/readyz` says whether this process leads or stands by (both are
+    /// ready: a standby's caches are warm).
+    pub fn with_leader(mut self, leader: crate::leader::LeaderGate) -> Self {
+        self.leader = Some(leader);
+        self
     }
     /// Marks the controller ready (caches synced) or not (shutting down).
     pub fn set_ready(&self, ready: bool) {
@@ -69,10 +78,10 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if state.is_ready() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    match (state.is_ready(), &state.leader) {
+        (true, Some(leader)) => (StatusCode::OK, format!("ok: {}", leader.role())),
+        (true, None) => (StatusCode::OK, "ok".to_string()),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string()),
     }
 }
 
@@ -142,6 +151,11 @@ mod tests {
         );
         state.set_ready(true);
         assert_eq!(get_path(app.clone(), "/readyz").await.0, StatusCode::OK);
+        let led = router(state.clone().with_leader(crate::leader::LeaderGate::always()));
+        assert_eq!(
+            get_path(led, "/readyz").await,
+            (StatusCode::OK, "ok: leader".into())
+        );
         let (status, body) = get_path(app, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("demo_events_total 1"), "{body}");

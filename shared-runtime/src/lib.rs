@@ -6,7 +6,11 @@ pub mod admin;
 pub mod backoff;
 pub mod events;
 pub mod flags;
+pub mod leader;
 pub mod logging;
+pub mod metrics;
+pub mod runtime;
+pub mod synced;
 
 use std::path::Path;
 
@@ -38,6 +42,26 @@ pub enum Error {
         /// Why it was rejected.
         message: String,
     },
+    /// A kind the controller needs is not served by the API server, or cannot be listed.
+    #[error(
+        "cannot list {resource}: {source} (is its CustomResourceDefinition installed, and may this controller list it?)"
+    )]
+    NotServed {
+        /// `<plural>.<group>`.
+        resource: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Another process took over the leader lease (or it could not be renewed in time).
+    #[error("lost the leader lease; exiting so that only the new leader acts")]
+    LeadershipLost,
+    /// The binary's controller is not written yet.
+    #[error("{0} is not implemented yet; this build contains no such controller")]
+    NotImplemented(&'static str),
+    /// The leader election timing flags contradict each other.
+    #[error("invalid leader election flags: {0}")]
+    LeaderElectionFlags(String),
     /// An admin server port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -34,6 +34,11 @@ pub mod keys {
     pub const NOTIFIED: &str = "notified.notifications.argoproj.io";
     /// Annotation kubectl uses for client-side apply; never copied to ReplicaSets.
     pub const LAST_APPLIED_CONFIGURATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+    /// Finalizer on Rollouts that route traffic through Istio: their VirtualServices are routed
+    /// back to stable before the Rollout (and, after it, its ReplicaSets) goes away, even if the
+    /// controller was down when it was deleted. Argo adds none and restores traffic only when it
+    /// sees the deletion happen.
+    pub const TRAFFIC_FINALIZER: &str = "rollouts.argoproj.io/restore-traffic";
     /// Annotations of a Rollout that are not copied onto its ReplicaSets.
     pub const NOT_COPIED_TO_REPLICA_SETS: [&str; 5] = [
         LAST_APPLIED_CONFIGURATION,

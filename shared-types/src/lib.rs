@@ -3,6 +3,7 @@
 //! Nothing in this crate talks to a cluster.
 
 pub mod analysis;
+pub mod analysis_run;
 pub mod common;
 pub mod constants;
 pub mod crds;

@@ -45,16 +45,23 @@ pub fn calculate(spec: &RolloutSpec, status: &RolloutStatus) -> (&'static str, S
         if active.is_empty() || active != current {
             return progressing(phase::MSG_ACTIVE_CUTOVER_PENDING);
         }
-        if stable != current {
-            // Switched but not yet stable: post-promotion analysis holds it back.
-            let analysis_done = bg
-                .post_promotion_analysis_run_status
+        if stable.is_empty() || stable != current {
+            // Switched but not yet stable: a post-promotion analysis still running holds it
+            // back; otherwise post-promotion verification does (Argo's
+            // `waitingForBlueGreenPostPromotionAnalysis`).
+            let waiting_for_analysis = spec
+                .strategy
+                .blue_green
                 .as_ref()
-                .is_some_and(|s| s.status.is_completed());
-            return progressing(if analysis_done {
-                phase::MSG_WAITING_POST_PROMOTION
-            } else {
+                .is_some_and(|b| b.post_promotion_analysis.is_some())
+                && !bg
+                    .post_promotion_analysis_run_status
+                    .as_ref()
+                    .is_some_and(|s| s.status.is_completed());
+            return progressing(if waiting_for_analysis {
                 phase::MSG_WAITING_FOR_ANALYSIS
+            } else {
+                phase::MSG_WAITING_POST_PROMOTION
             });
         }
     } else if let Some(canary) = &spec.strategy.canary {
@@ -82,12 +89,28 @@ mod tests {
     /// Where the controller's and the plugin's copies used to disagree.
     #[test]
     fn blue_green_switched_but_not_stable_waits_for_post_promotion_analysis() {
-        let spec = json!({"replicas": 2, "strategy": {"blueGreen": {"activeService": "a"}}});
+        let spec = json!({"replicas": 2, "strategy": {"blueGreen": {"activeService": "a",
+            "postPromotionAnalysis": {"templates": [{"templateName": "t"}]}}}});
         let base = json!({"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2,
             "currentPodHash": "new", "stableRS": "old", "blueGreen": {"activeSelector": "new"}});
         assert_eq!(
             calc(spec.clone(), base.clone()),
             ("Progressing", "waiting for analysis to complete".into())
+        );
+        let mut running = base.clone();
+        running["blueGreen"]["postPromotionAnalysisRunStatus"] = json!({"name": "ar", "status": "Running"});
+        assert_eq!(
+            calc(spec.clone(), running),
+            ("Progressing", "waiting for analysis to complete".into())
+        );
+        // Without post-promotion analysis only verification can hold it.
+        let plain = json!({"replicas": 2, "strategy": {"blueGreen": {"activeService": "a"}}});
+        assert_eq!(
+            calc(plain, base.clone()),
+            (
+                "Progressing",
+                "waiting for post-promotion verification to complete".into()
+            )
         );
         let mut done = base;
         done["blueGreen"]["postPromotionAnalysisRunStatus"] = json!({"name": "ar", "status": "Successful"});

@@ -226,24 +226,11 @@ fn validate_selector_and_template(spec: &RolloutSpec, errs: &mut Vec<FieldError>
     }
 }
 
-/// Label-selector semantics of `metav1.LabelSelectorAsSelector` for the operators Kubernetes allows.
+/// Whether `selector` selects `labels` (`metav1.LabelSelectorAsSelector`); a selector with an
+/// operator Kubernetes does not define selects nothing.
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs_ok = selector.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
-            "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
-            "Exists" => labels.contains_key(&e.key),
-            "DoesNotExist" => !labels.contains_key(&e.key),
-            _ => false,
-        }
-    });
-    labels_ok && exprs_ok
+    use kube::core::SelectorExt;
+    kube::core::Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(labels))
 }
 
 /// Renders labels the way Go prints a `map[string]string`.

@@ -61,18 +61,18 @@ impl RolloutObjects {
 
 /// List parameters selecting the rollout's pods and ReplicaSets (experiment ReplicaSets copy the
 /// rollout's pod labels, so they match too); everything when the rollout has no selector.
-fn pod_selector(ro: &Rollout) -> ListParams {
-    match &ro.spec.selector {
-        Some(s) if !label_selector(s).is_empty() => ListParams::default().labels(&label_selector(s)),
-        _ => ListParams::default(),
-    }
+fn pod_selector(ro: &Rollout) -> Result<ListParams, Error> {
+    Ok(match &ro.spec.selector {
+        Some(s) => ListParams::default().labels(&label_selector(s)?),
+        None => ListParams::default(),
+    })
 }
 
 /// Reads the rollout and the objects of its tree.
 pub async fn fetch_rollout(session: &Session, name: &str) -> Result<RolloutObjects, Error> {
     let (client, ns) = (session.client.clone(), session.namespace.as_str());
     let rollout = Api::<Rollout>::namespaced(client.clone(), ns).get(name).await?;
-    let params = pod_selector(&rollout);
+    let params = pod_selector(&rollout)?;
     let all = ListParams::default();
     let (rs_api, pod_api) = (
         Api::<ReplicaSet>::namespaced(client.clone(), ns),
@@ -131,17 +131,9 @@ pub async fn watch_rollout(
 ) -> Result<(), Error> {
     let (client, ns) = (session.client.clone(), session.namespace.as_str());
     let name = initial.rollout.metadata.name.clone().unwrap_or_default();
-    let selector = initial
-        .rollout
-        .spec
-        .selector
-        .as_ref()
-        .map(label_selector)
-        .unwrap_or_default();
-    let pod_config = if selector.is_empty() {
-        watcher::Config::default()
-    } else {
-        watcher::Config::default().labels(&selector)
+    let pod_config = match &initial.rollout.spec.selector {
+        Some(selector) => watcher::Config::default().labels(&label_selector(selector)?),
+        None => watcher::Config::default(),
     };
     let (rollouts, s0) = reflect(
         Api::<Rollout>::namespaced(client.clone(), ns),

@@ -102,26 +102,14 @@ pub(crate) fn use_color(no_color: bool, io: &Io<'_>) -> bool {
     !no_color && io.stdout_is_terminal && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
 }
 
-/// A label selector in the query syntax (`a=b,c in (d,e),!f`), for list and watch requests.
+/// A label selector in the query syntax (`a=b,env in (a,b),!x`), for list and watch requests;
+/// an operator Kubernetes does not define is an error naming the selector.
 pub(crate) fn label_selector(
     selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-) -> String {
-    let mut parts: Vec<String> = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for expr in selector.match_expressions.iter().flatten() {
-        let values = expr.values.clone().unwrap_or_default().join(",");
-        parts.push(match expr.operator.as_str() {
-            "In" => format!("{} in ({values})", expr.key),
-            "NotIn" => format!("{} notin ({values})", expr.key),
-            "Exists" => expr.key.clone(),
-            _ => format!("!{}", expr.key),
-        });
-    }
-    parts.join(",")
+) -> Result<String, crate::error::Error> {
+    kube::core::Selector::try_from(selector.clone())
+        .map(|s| s.to_string())
+        .map_err(|e| crate::error::Error::msg(format!("invalid spec.selector: {e}")))
 }
 
 #[cfg(test)]
@@ -139,6 +127,16 @@ mod tests {
                 ]
             }))
             .unwrap();
-        assert_eq!(label_selector(&sel), "app=demo,tier=web,env in (a,b),!x");
+        assert_eq!(
+            label_selector(&sel).expect("valid"),
+            "app=demo,tier=web,env in (a,b),!x"
+        );
+        let bad: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(serde_json::json!({
+                "matchExpressions": [{"key": "env", "operator": "Near", "values": ["a"]}]
+            }))
+            .expect("selector parses");
+        let err = label_selector(&bad).expect_err("unknown operator");
+        assert!(err.to_string().contains("invalid spec.selector"), "{err}");
     }
 }

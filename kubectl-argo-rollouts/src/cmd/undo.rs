@@ -102,7 +102,7 @@ pub async fn run(session: &Session, args: &UndoArgs, out: &mut dyn Write) -> Res
     let rs_api: Api<ReplicaSet> = Api::namespaced(session.client.clone(), &session.namespace);
     let mut params = ListParams::default();
     if let Some(selector) = &ro.spec.selector {
-        params = params.labels(&label_selector(selector));
+        params = params.labels(&label_selector(selector)?);
     }
     let replica_sets = rs_api.list(&params).await?.items;
     let rs = find_revision(&ro, &replica_sets, args.to_revision)?;

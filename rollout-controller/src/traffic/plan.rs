@@ -46,6 +46,40 @@ pub fn stable_ingresses(tr: &RolloutTrafficRouting) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn routing(rollout: &Rollout) -> Option<&RolloutTrafficRouting> {
+    rollout.spec.strategy.canary.as_ref()?.traffic_routing.as_ref()
+}
+
+/// `(namespace, name)` of each VirtualService the Rollout routes through (a reference may name
+/// another namespace as `name.namespace`).
+pub fn virtual_service_keys(rollout: &Rollout) -> Vec<(String, String)> {
+    let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+    routing(rollout)
+        .and_then(|tr| tr.istio.as_ref())
+        .map(|istio| {
+            virtual_services(istio)
+                .into_iter()
+                .map(|vs| {
+                    let (name, ns) = crate::traffic::istio::parse_virtual_service_ref(&vs.name, &namespace);
+                    (ns, name)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The NGINX Ingresses a Rollout reads or writes: its stable Ingresses and their canaries.
+pub fn ingress_names(rollout: &Rollout) -> Vec<String> {
+    let Some(tr) = routing(rollout).filter(|tr| tr.nginx.is_some()) else {
+        return Vec::new();
+    };
+    let name = rollout.metadata.name.as_deref().unwrap_or_default();
+    stable_ingresses(tr)
+        .into_iter()
+        .flat_map(|stable| [crate::traffic::nginx::canary_ingress_name(name, &stable), stable])
+        .collect()
+}
+
 /// How the Rollout splits traffic: by DestinationRule subsets, or by Service hosts (ping-pong
 /// Services take turns, see [`CanaryStrategy::routed_services`]).
 pub fn split<'a>(
