@@ -55,15 +55,19 @@ fn canary(name: &str, replicas: i32) -> serde_json::Value {
 
 /// Waits until the Rollout is Paused at `step`.
 async fn paused_at(ns: &TestNamespace, name: &str, step: i32) -> Result<()> {
-    wait_until(&format!("{name} paused at step {step}"), rollout_ops::TIMEOUT, || async {
-        let (phase, message) = rollout_ops::phase(ns, name).await?;
-        let at = status(ns, name).await?.current_step_index;
-        Ok(if phase == "Paused" && at == Some(step) {
-            Ok(())
-        } else {
-            Err(format!("{phase} ({message}) at step {at:?}"))
-        })
-    })
+    wait_until(
+        &format!("{name} paused at step {step}"),
+        rollout_ops::TIMEOUT,
+        || async {
+            let (phase, message) = rollout_ops::phase(ns, name).await?;
+            let at = status(ns, name).await?.current_step_index;
+            Ok(if phase == "Paused" && at == Some(step) {
+                Ok(())
+            } else {
+                Err(format!("{phase} ({message}) at step {at:?}"))
+            })
+        },
+    )
     .await
 }
 
@@ -81,13 +85,20 @@ async fn standby_continues_the_rollout_when_the_leader_is_killed() -> Result<()>
             "500ms",
         ];
         let (first, first_port) = start_rollout_controller(ns, &flags).await?;
-        wait_until("the first controller to lead", Duration::from_secs(30), || async {
-            let r = role(first_port).await?;
-            Ok(if r == "ok: leader" { Ok(()) } else { Err(r) })
-        })
+        wait_until(
+            "the first controller to lead",
+            Duration::from_secs(30),
+            || async {
+                let r = role(first_port).await?;
+                Ok(if r == "ok: leader" { Ok(()) } else { Err(r) })
+            },
+        )
         .await?;
         let (second, second_port) = start_rollout_controller(ns, &flags).await?;
-        ensure!(role(second_port).await? == "ok: standby", "the second process stands by");
+        ensure!(
+            role(second_port).await? == "ok: standby",
+            "the second process stands by"
+        );
         ensure!(metric(first_port, "controller_leader").await? == 1.0);
         ensure!(metric(second_port, "controller_leader").await? == 0.0);
 
@@ -191,41 +202,53 @@ async fn a_rollout_deleted_while_the_controller_is_down_gets_its_traffic_restore
 
         controller.kill().await?;
         let rollouts: Api<Rollout> = ns.api();
-        rollouts.delete("mock-server", &DeleteParams::background()).await?;
+        rollouts
+            .delete("mock-server", &DeleteParams::background())
+            .await?;
         // Held by the finalizer until a controller restores the traffic.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let held = rollouts.get_opt("mock-server").await?;
         ensure!(
-            held.as_ref().is_some_and(|r| r.metadata.deletion_timestamp.is_some()),
+            held.as_ref()
+                .is_some_and(|r| r.metadata.deletion_timestamp.is_some()),
             "the Rollout waits for its controller"
         );
-        ensure!(weights(ns).await? == (80, 20), "nothing changed while the controller was down");
+        ensure!(
+            weights(ns).await? == (80, 20),
+            "nothing changed while the controller was down"
+        );
 
         let (_restarted, _) = start_rollout_controller(ns, &[]).await?;
         let services: Api<Service> = ns.api();
-        wait_until("traffic restored and Services released", rollout_ops::TIMEOUT, || async {
-            let w = weights(ns).await?;
-            let gone = rollouts.get_opt("mock-server").await?.is_none();
-            let mut selectors = Vec::new();
-            for name in ["mock-server-stable", "mock-server-canary"] {
-                let svc = services.get(name).await?;
-                let managed = svc
-                    .annotations()
-                    .contains_key("argo-rollouts.argoproj.io/managed-by-rollouts");
-                let hash = svc
-                    .spec
-                    .and_then(|s| s.selector)
-                    .unwrap_or_default()
-                    .contains_key("rollouts-pod-template-hash");
-                selectors.push((name, managed, hash));
-            }
-            let released = selectors.iter().all(|(_, managed, hash)| !managed && !hash);
-            Ok(if w == (100, 0) && gone && released {
-                Ok(())
-            } else {
-                Err(format!("weights {w:?}, Rollout gone {gone}, Services {selectors:?}"))
-            })
-        })
+        wait_until(
+            "traffic restored and Services released",
+            rollout_ops::TIMEOUT,
+            || async {
+                let w = weights(ns).await?;
+                let gone = rollouts.get_opt("mock-server").await?.is_none();
+                let mut selectors = Vec::new();
+                for name in ["mock-server-stable", "mock-server-canary"] {
+                    let svc = services.get(name).await?;
+                    let managed = svc
+                        .annotations()
+                        .contains_key("argo-rollouts.argoproj.io/managed-by-rollouts");
+                    let hash = svc
+                        .spec
+                        .and_then(|s| s.selector)
+                        .unwrap_or_default()
+                        .contains_key("rollouts-pod-template-hash");
+                    selectors.push((name, managed, hash));
+                }
+                let released = selectors.iter().all(|(_, managed, hash)| !managed && !hash);
+                Ok(if w == (100, 0) && gone && released {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "weights {w:?}, Rollout gone {gone}, Services {selectors:?}"
+                    ))
+                })
+            },
+        )
         .await
     })
     .await

@@ -17,13 +17,12 @@ use shared_types::{
     },
     constants::{event_reason, keys, pause_reason},
     field_error::FieldError,
+    object_meta::{controller_reference, is_owned_by},
+    replicaset as rsutil,
     rollout::{AnalysisRunArgument, Rollout, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutStatus},
 };
 
-use crate::{
-    plan::{Action, Ctx},
-    replicaset as rsutil,
-};
+use crate::plan::{Action, Ctx};
 
 /// Runs and experiments of each kind kept when they are no longer current (Argo's defaults).
 const DEFAULT_HISTORY_LIMIT: i32 = 5;
@@ -104,20 +103,12 @@ fn run_status(run: &AnalysisRun) -> RolloutAnalysisRunStatus {
     }
 }
 
-/// Whether `meta` names the object with `uid` as its controller.
-pub(crate) fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && o.uid == uid)
-}
-
 /// Argo's collision rule (`CreateWithCollisionCounter`): an existing run under the name we want
 /// is ours to reuse when the same Rollout controls it, it is still going, and it measures the
 /// same thing; otherwise the next name (`.1`, `.2`, ...) is tried. Shared by the plan (which sees
 /// the cached runs) and the apply step (which may still meet a run the cache missed).
 pub fn is_reusable(existing: &AnalysisRun, wanted: &AnalysisRun, owner_uid: &str) -> bool {
-    controlled_by(&existing.metadata, owner_uid)
+    is_owned_by(&existing.metadata, owner_uid)
         && !completed(existing)
         && is_semantically_equal(&existing.spec, &wanted.spec)
 }
@@ -328,7 +319,7 @@ fn new_run(ctx: &Ctx, kind: RolloutRunKind, analysis: &RolloutAnalysis) -> Resul
             namespace: ctx.rollout.metadata.namespace.clone(),
             labels: Some(rollout_run_labels(ctx.rollout, &new_hash, kind, metadata)),
             annotations: Some(rollout_run_annotations(&revision, metadata)),
-            owner_references: Some(vec![rsutil::owner_reference(ctx.rollout)]),
+            owner_references: Some(vec![controller_reference(ctx.rollout)]),
             ..Default::default()
         },
         spec,

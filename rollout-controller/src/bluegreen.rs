@@ -5,10 +5,11 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use shared_types::{
     constants::pause_reason,
+    replicaset as rsutil,
     rollout::{BlueGreenStatus, BlueGreenStrategy, RolloutStatus},
 };
 
-use crate::{canary::format_selector, plan::Ctx, replicaset as rsutil};
+use crate::{canary::format_selector, plan::Ctx};
 
 fn strategy<'a>(ctx: &Ctx<'a>) -> &'a BlueGreenStrategy {
     // Only dispatched for blue-green Rollouts; the fallback keeps this total without panicking.

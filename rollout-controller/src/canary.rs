@@ -3,13 +3,14 @@
 
 use shared_types::{
     constants::{event_reason, keys, pause_reason},
+    replicaset as rsutil,
     rollout::{CanaryStatus, CanaryStep, CanaryStrategy},
 };
 
 use crate::{
     plan::{Ctx, steps_hash},
     replicas::{BasicCanaryInput, RsCounts, basic_canary_counts, fence_posts},
-    replicaset as rsutil, traffic,
+    traffic,
 };
 
 fn strategy<'a>(ctx: &Ctx<'a>) -> &'a CanaryStrategy {

@@ -1,24 +1,23 @@
-//! Wiring: flags, the shared [`Context`], the watches, and the three loops of this binary (the
-//! Rollout controller and the controllers releasing Services and DestinationRules a Rollout no
-//! longer uses), run on the shared runtime.
-//!
-//! Everything a reconcile reads comes from watch caches: one Rollout watch shared by the three
-//! loops; ReplicaSets; Services; Istio VirtualServices and DestinationRules (when served);
-//! Ingresses; AnalysisRuns, Experiments and analysis templates; and, started on first use, the
-//! kinds `spec.workloadRef` names.
+//! Wiring: flags, the shared [`Context`], and the three loops of this binary (the Rollout
+//! controller and the controllers releasing Services and DestinationRules a Rollout no longer
+//! uses) over the watches of [`crate::watches`], run on the shared runtime.
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{FutureExt, Stream, StreamExt, future::BoxFuture};
-use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service, networking::v1::Ingress};
+use futures::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Service, networking::v1::Ingress},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DynamicObject, ListParams},
+    Client, Resource, ResourceExt,
+    api::{ApiResource, DynamicObject},
     core::DeserializeGuard,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller,
         controller::{Action as Requeue, Config as ControllerConfig},
-        reflector::{self, ObjectRef, Store},
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -26,18 +25,19 @@ use shared_runtime::{
     flags::CommonArgs,
     leader::{LeaderArgs, LeaderGate, ROLLOUT_CONTROLLER_LEASE},
     runtime::{Failure, FailurePolicy, Runtime},
-    synced::{self, Synced},
+    synced::Synced,
 };
 use shared_types::{
-    analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
+    analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
     constants::keys,
     experiment::Experiment,
     rollout::Rollout,
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::{
-    Error, metrics::Metrics, plan::referenced_services, reconcile, services, workload::WorkloadWatches,
+    Error, metrics::Metrics, plan::referenced_services, reconcile, services, watches::Watches,
+    workload::WorkloadWatches,
 };
 
 /// Flags of the rollout controller.
@@ -129,61 +129,6 @@ pub struct Context {
     pub malformed_reported: std::sync::Mutex<std::collections::HashSet<(String, Option<i64>, String)>>,
 }
 
-/// A reflector feeding the store behind `writer`, driven by whoever polls the returned stream,
-/// and whether it has listed its objects.
-fn reflect<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    writer: reflector::store::Writer<K>,
-) -> (
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-    Synced,
-)
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Clone + Eq + std::hash::Hash + Default,
-{
-    let (events, synced) = synced::track(watcher(api, config).default_backoff().reflect(writer));
-    (events.touched_objects(), synced)
-}
-
-/// A subscriber of a shared reflector (only fails for a writer built without sharing).
-fn subscribe<K>(
-    writer: &reflector::store::Writer<K>,
-) -> Result<impl Stream<Item = Arc<K>> + Send + 'static, Error>
-where
-    K: Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Clone + Eq + std::hash::Hash + Default + Send + Sync,
-{
-    writer.subscribe().ok_or(Error::Startup("watch subscription"))
-}
-
-/// Polls a reflector stream that only fills a cache, logging watch errors.
-async fn drive<K: Send, S: Stream<Item = Result<K, watcher::Error>> + Send>(what: &'static str, stream: S) {
-    stream
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                warn!(error = %e, "{what} watch error");
-            }
-        })
-        .await;
-}
-
-/// The Istio kind's API in the watched namespace, or None (logged once) when it is not served.
-async fn istio_api(rt: &Runtime, resource: &ApiResource) -> Option<Api<DynamicObject>> {
-    let api = match &rt.namespace {
-        Some(ns) => Api::namespaced_with(rt.client.clone(), ns, resource),
-        None => Api::all_with(rt.client.clone(), resource),
-    };
-    match api.list_metadata(&ListParams::default().limit(1)).await {
-        Ok(_) => Some(api),
-        Err(e) => {
-            info!(kind = %resource.kind, error = %e, "Istio kind not served; Rollouts routing through it will report it missing");
-            None
-        }
-    }
-}
-
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> Result<(), Error> {
     let mut rt = Runtime::start(&args.common, "rollout-controller", "rollouts-controller").await?;
@@ -195,190 +140,103 @@ pub async fn run(args: Args) -> Result<(), Error> {
         resync: Duration::from_secs(args.rollout_resync.max(1)),
         istio_api_version: args.istio_api_version.clone(),
     };
-    // Caches only read (not triggers) are filled by these futures; `synced_caches` says when each
-    // watch has listed its objects.
-    let mut caches: Vec<BoxFuture<'static, ()>> = Vec::new();
-    let mut synced_caches: Vec<Synced> = Vec::new();
-    let instance = || watcher::Config::default().labels(&rt.instance_selector);
-
-    // One Rollout watch, shared by the three loops.
-    let (rollouts, rollout_writer) = reflector::store_shared::<DeserializeGuard<Rollout>>(1024);
-    let rollout_events = subscribe(&rollout_writer)?;
-    let rollouts_for_services = subscribe(&rollout_writer)?;
-    let rollouts_for_drs = subscribe(&rollout_writer)?;
-    let (svc_store, svc_writer) = reflector::store_shared::<Service>(1024);
-    let svc_for_rollouts = subscribe(&svc_writer)?;
-    let svc_for_release = subscribe(&svc_writer)?;
-    let (svc_events, svc_synced) = synced::track(
-        watcher(rt.api::<Service>(), watcher::Config::default())
-            .default_backoff()
-            .reflect_shared(svc_writer),
-    );
-    caches.push(drive("Service", svc_events).boxed());
-    synced_caches.push(svc_synced.clone());
-
-    let (rs_store, rs_writer) = reflector::store::<ReplicaSet>();
-    let (rs_events, rs_synced) = reflect(
-        rt.api::<ReplicaSet>(),
-        watcher::Config::default().labels(keys::POD_TEMPLATE_HASH),
-        rs_writer,
-    );
-    let (ingresses, ingress_writer) = reflector::store::<Ingress>();
-    let (ingress_events, ingress_synced) =
-        reflect(rt.api::<Ingress>(), watcher::Config::default(), ingress_writer);
-    // Only a phase change of a run or experiment matters to its Rollout: measurements written
-    // into a running AnalysisRun do not trigger a reconcile.
-    let phase = |phase: Option<AnalysisPhase>| {
-        use std::hash::{DefaultHasher, Hash, Hasher};
-        let mut h = DefaultHasher::new();
-        phase.hash(&mut h);
-        Some(h.finish())
-    };
-    let (analysis_runs, ar_writer) = reflector::store::<AnalysisRun>();
-    let (ar_events, ar_synced) = reflect(rt.api::<AnalysisRun>(), instance(), ar_writer);
-    let ar_events = ar_events.predicate_filter(
-        move |ar: &AnalysisRun| phase(ar.status.as_ref().and_then(|s| s.phase)),
-        Default::default(),
-    );
-    let (experiments, exp_writer) = reflector::store::<Experiment>();
-    let (exp_events, exp_synced) = reflect(rt.api::<Experiment>(), instance(), exp_writer);
-    let exp_events = exp_events.predicate_filter(
-        move |e: &Experiment| phase(e.status.as_ref().and_then(|s| s.phase)),
-        Default::default(),
-    );
-    let planning_synced = vec![rs_synced.clone(), svc_synced.clone()];
-    synced_caches.extend([rs_synced, ingress_synced, ar_synced, exp_synced]);
-    let (analysis_templates, writer) = reflector::store::<AnalysisTemplate>();
-    let (events, templates_synced) = reflect(rt.api::<AnalysisTemplate>(), instance(), writer);
-    caches.push(drive("AnalysisTemplate", events).boxed());
-    let (cluster_analysis_templates, writer) = reflector::store::<ClusterAnalysisTemplate>();
-    let (events, cluster_templates_synced) = reflect(Api::all(rt.client.clone()), instance(), writer);
-    caches.push(drive("ClusterAnalysisTemplate", events).boxed());
-    synced_caches.extend([templates_synced, cluster_templates_synced]);
-
-    let vs_resource = config.istio_resource("VirtualService");
-    let dr_resource = config.istio_resource("DestinationRule");
-    let vs_api = istio_api(&rt, &vs_resource).await;
-    let dr_api = istio_api(&rt, &dr_resource).await;
-    let (virtual_services, vs_events) = match vs_api {
-        Some(api) => {
-            let writer = reflector::store::Writer::new(vs_resource.clone());
-            let store = writer.as_reader();
-            let (events, vs_synced) = synced::track(
-                watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .reflect(writer),
-            );
-            synced_caches.push(vs_synced);
-            (Some(store), Some(events.touched_objects()))
+    let mut w = Watches::start(&rt, &config).await?;
+    let ctx = Arc::new(Context::new(&mut rt, &w, config, leader));
+    // Deletions are seen only by the Rollout watch itself (shared-stream subscribers get
+    // changes); it hands the deleted Rollout's Services and DestinationRules to their loops.
+    let (deleted_services, released_services) = futures::channel::mpsc::unbounded();
+    let (deleted_drs, released_drs) = futures::channel::mpsc::unbounded();
+    let rollouts = rollout_loop(&rt, &mut w, &ctx, args.rollout_threads);
+    let services = service_release(&rt, &mut w, &ctx, released_services);
+    let destination_rules = destination_rule_release(&rt, &mut w, &ctx, released_drs);
+    let watch = on_rollout_events(take(&mut w.rollout_watch), &ctx, deleted_services, deleted_drs);
+    let caches = futures::future::join_all(std::mem::take(&mut w.caches));
+    let work = async move {
+        // The loops drain on shutdown; the watches feeding them are dropped with them.
+        tokio::select! {
+            _ = futures::future::join3(rollouts, services, destination_rules) => {},
+            () = watch => warn!("the Rollout watch ended"),
+            _ = caches => warn!("a cache watch ended"),
         }
-        None => (None, None),
     };
-    // The release controller's watch is also the cache reconciles read DestinationRules from
-    // (shared streams need a static kind; this one is dynamic).
-    let dr_controller = dr_api.map(|api| {
-        let writer = reflector::store::Writer::new(dr_resource.clone());
-        let store = writer.as_reader();
-        let (events, dr_synced) = synced::track(
-            watcher(api, watcher::Config::default())
-                .default_backoff()
-                .reflect(writer),
-        );
-        synced_caches.push(dr_synced);
-        Controller::for_stream_with(events.touched_objects(), store, dr_resource.clone())
-    });
-    let destination_rules = dr_controller.as_ref().map(Controller::store);
+    rt.run(Synced::all(std::mem::take(&mut w.synced)), work).await?;
+    Ok(())
+}
 
-    let ctx = Arc::new(Context {
-        client: rt.client.clone(),
-        events: rt.events.clone(),
-        metrics: Metrics::register(&mut rt.registry, rollouts.clone()),
-        config,
-        rollouts: rollouts.clone(),
-        replica_sets: rs_store.clone(),
-        planning_synced,
-        services: svc_store.clone(),
-        virtual_services: virtual_services.clone(),
-        destination_rules: destination_rules.clone(),
-        ingresses: ingresses.clone(),
-        analysis_runs: analysis_runs.clone(),
-        experiments: experiments.clone(),
-        analysis_templates: analysis_templates.clone(),
-        cluster_analysis_templates: cluster_analysis_templates.clone(),
-        workloads: WorkloadWatches::new(rt.client.clone(), rt.namespace.clone(), rollouts.clone()),
-        leader: leader.clone(),
-        failures: FailurePolicy::new(
-            rt.events.clone(),
-            shared_types::constants::event_reason::RECONCILE_ERROR,
-        ),
-        expectations: Default::default(),
-        malformed_reported: Default::default(),
-    });
+impl Context {
+    fn new(rt: &mut Runtime, w: &Watches, config: Config, leader: LeaderGate) -> Self {
+        Self {
+            client: rt.client.clone(),
+            events: rt.events.clone(),
+            metrics: Metrics::register(&mut rt.registry, w.rollouts.clone()),
+            config,
+            rollouts: w.rollouts.clone(),
+            replica_sets: w.replica_sets.clone(),
+            planning_synced: w.planning_synced.clone(),
+            services: w.services.clone(),
+            virtual_services: w.virtual_services.clone(),
+            destination_rules: w.destination_rules.clone(),
+            ingresses: w.ingresses.clone(),
+            analysis_runs: w.analysis_runs.clone(),
+            experiments: w.experiments.clone(),
+            analysis_templates: w.analysis_templates.clone(),
+            cluster_analysis_templates: w.cluster_analysis_templates.clone(),
+            workloads: WorkloadWatches::new(rt.client.clone(), rt.namespace.clone(), w.rollouts.clone()),
+            leader,
+            failures: FailurePolicy::new(
+                rt.events.clone(),
+                shared_types::constants::event_reason::RECONCILE_ERROR,
+            ),
+            expectations: Default::default(),
+            malformed_reported: Default::default(),
+        }
+    }
+}
 
-    // The Rollout loop.
-    let mut controller = Controller::for_shared_stream(rollout_events, rollouts.clone())
-        .with_config(ControllerConfig::default().concurrency(args.rollout_threads))
-        .reconcile_all_on(leader.on_leading())
-        .owns_stream(rs_events)
-        .owns_stream(ar_events)
-        .owns_stream(exp_events)
-        .reconcile_on(ctx.workloads.triggers())
-        .watches_shared_stream(svc_for_rollouts, {
-            let rollouts = rollouts.clone();
-            move |svc: Arc<Service>| {
+/// Moves a stream out of [`Watches`] (each has one consumer).
+fn take<T: Send + 'static>(stream: &mut BoxStream<'static, T>) -> BoxStream<'static, T> {
+    std::mem::replace(stream, futures::stream::empty().boxed())
+}
+
+/// The Rollout loop: triggered by Rollouts, their ReplicaSets, AnalysisRuns and Experiments
+/// (phase changes only), the Services, Ingresses and VirtualServices they name, and the objects
+/// their workloadRefs name; everything again when this process becomes the leader.
+fn rollout_loop(rt: &Runtime, w: &mut Watches, ctx: &Arc<Context>, threads: u16) -> BoxFuture<'static, ()> {
+    let (services, ingresses) = (w.rollouts.clone(), w.rollouts.clone());
+    let mut controller =
+        Controller::for_shared_stream(take(&mut w.rollouts_for_reconcile), w.rollouts.clone())
+            .with_config(ControllerConfig::default().concurrency(threads))
+            .reconcile_all_on(ctx.leader.on_leading())
+            .owns_stream(take(&mut w.replica_set_events))
+            .owns_stream(take(&mut w.analysis_run_events))
+            .owns_stream(take(&mut w.experiment_events))
+            .reconcile_on(ctx.workloads.triggers())
+            .watches_shared_stream(take(&mut w.services_for_rollouts), move |svc: Arc<Service>| {
                 let name = svc.name_any();
-                referencing(&rollouts, svc.namespace().as_deref(), |r| {
+                referencing(&services, svc.namespace().as_deref(), |r| {
                     referenced_services(r).iter().any(|(_, s)| *s == name)
                 })
-            }
-        })
-        .watches_stream(ingress_events, {
-            let rollouts = rollouts.clone();
-            move |ing: Ingress| {
+            })
+            .watches_stream(take(&mut w.ingress_events), move |ing: Ingress| {
                 let name = ing.name_any();
-                referencing(&rollouts, ing.namespace().as_deref(), |r| {
+                referencing(&ingresses, ing.namespace().as_deref(), |r| {
                     crate::traffic::plan::ingress_names(r).contains(&name)
                 })
-            }
-        });
-    if let Some(events) = vs_events {
-        let rollouts = rollouts.clone();
+            });
+    if let Some(events) = w.virtual_service_events.take() {
+        let rollouts = w.rollouts.clone();
         controller = controller.watches_stream_with(
             events,
             move |vs: DynamicObject| {
-                let (name, namespace) = (vs.name_any(), vs.namespace().unwrap_or_default());
+                let key = (vs.namespace().unwrap_or_default(), vs.name_any());
                 referencing(&rollouts, None, |r| {
-                    crate::traffic::plan::virtual_service_keys(r).contains(&(namespace.clone(), name.clone()))
+                    crate::traffic::plan::virtual_service_keys(r).contains(&key)
                 })
             },
-            vs_resource.clone(),
+            ctx.config.istio_resource("VirtualService"),
         );
     }
-    // Deleted Rollouts (seen only by the watch below, not by shared-stream subscribers) hand
-    // the Services and DestinationRules they used to the release controllers.
-    let (release_services, released_services) = futures::channel::mpsc::unbounded();
-    let (release_drs, released_drs) = futures::channel::mpsc::unbounded();
-    let dr_release = dr_controller.map(|dr_controller| {
-        let (mapper_store, resource) = (dr_controller.store(), dr_resource.clone());
-        dr_controller
-            .reconcile_on(released_drs)
-            .reconcile_all_on(leader.on_leading())
-            .watches_shared_stream(
-                rollouts_for_drs,
-                move |guard: Arc<DeserializeGuard<Rollout>>| match &guard.0 {
-                    Ok(rollout) => crate::destination_rules::to_release(&mapper_store, &resource, rollout),
-                    Err(_) => Vec::new(),
-                },
-            )
-            .graceful_shutdown_on(rt.shutdown_signal())
-            .run(crate::destination_rules::reconcile, retry_later, ctx.clone())
-            .for_each(|res| async move {
-                if let Err(e) = res {
-                    warn!(error = %e, "DestinationRule release failed");
-                }
-            })
-    });
-    let rollout_loop = controller
+    controller
         .graceful_shutdown_on(rt.shutdown_signal())
         .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
@@ -394,15 +252,25 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 )) if s.code == 409 => debug!(rollout = %obj.name, error = %e, "conflict; retrying"),
                 Err(e) => warn!(error = %e, "reconcile failed"),
             }
-        });
-    let managed_services = svc_store.clone();
-    let service_release = Controller::for_shared_stream(svc_for_release, svc_store.clone())
-        .reconcile_on(released_services)
-        .reconcile_all_on(leader.on_leading())
+        })
+        .boxed()
+}
+
+/// The loop releasing Services a Rollout no longer names (or that a deleted Rollout named).
+fn service_release(
+    rt: &Runtime,
+    w: &mut Watches,
+    ctx: &Arc<Context>,
+    deleted: impl Stream<Item = ObjectRef<Service>> + Send + 'static,
+) -> BoxFuture<'static, ()> {
+    let managed = w.services.clone();
+    Controller::for_shared_stream(take(&mut w.services_for_release), w.services.clone())
+        .reconcile_on(deleted)
+        .reconcile_all_on(ctx.leader.on_leading())
         .watches_shared_stream(
-            rollouts_for_services,
+            take(&mut w.rollouts_for_services),
             move |guard: Arc<DeserializeGuard<Rollout>>| match &guard.0 {
-                Ok(rollout) => services_to_release(&managed_services, rollout),
+                Ok(rollout) => services_to_release(&managed, rollout),
                 Err(_) => Vec::new(),
             },
         )
@@ -412,70 +280,84 @@ pub async fn run(args: Args) -> Result<(), Error> {
             if let Err(e) = res {
                 warn!(error = %e, "service release failed");
             }
-        });
-    // The Rollout watch itself; deletions drop the per-Rollout state kept in memory.
-    let forget_ctx = ctx.clone();
-    let (svc_store_for_deletes, dr_store_for_deletes) = (svc_store.clone(), destination_rules.clone());
-    let (rollout_events_all, rollouts_synced) = synced::track(
-        watcher(rt.api::<DeserializeGuard<Rollout>>(), instance())
-            .default_backoff()
-            .reflect_shared(rollout_writer),
-    );
-    synced_caches.push(rollouts_synced);
-    let rollout_watch = rollout_events_all.for_each(move |event| {
-        match event {
-            Ok(watcher::Event::Delete(obj)) => {
-                forget_ctx.expectations.forget(&obj.uid().unwrap_or_default());
-                forget_ctx
-                    .metrics
-                    .reconcile
-                    .forget(&crate::metrics::RolloutLabels {
+        })
+        .boxed()
+}
+
+/// The loop releasing DestinationRules a Rollout no longer names (none without Istio).
+fn destination_rule_release(
+    rt: &Runtime,
+    w: &mut Watches,
+    ctx: &Arc<Context>,
+    deleted: impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
+) -> BoxFuture<'static, ()> {
+    let Some(controller) = w.destination_rule_release.take() else {
+        return futures::future::ready(()).boxed();
+    };
+    let (store, resource) = (controller.store(), ctx.config.istio_resource("DestinationRule"));
+    let rollouts = take(&mut w.rollouts_for_destination_rules);
+    controller
+        .reconcile_on(deleted)
+        .reconcile_all_on(ctx.leader.on_leading())
+        .watches_shared_stream(
+            rollouts,
+            move |guard: Arc<DeserializeGuard<Rollout>>| match &guard.0 {
+                Ok(rollout) => crate::destination_rules::to_release(&store, &resource, rollout),
+                Err(_) => Vec::new(),
+            },
+        )
+        .graceful_shutdown_on(rt.shutdown_signal())
+        .run(crate::destination_rules::reconcile, retry_later, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "DestinationRule release failed");
+            }
+        })
+        .boxed()
+}
+
+/// Polls the Rollout watch; a deletion drops the per-Rollout state kept in memory and hands
+/// the Services and DestinationRules the Rollout used to their release loops.
+fn on_rollout_events(
+    events: BoxStream<'static, Result<watcher::Event<DeserializeGuard<Rollout>>, watcher::Error>>,
+    ctx: &Arc<Context>,
+    services: futures::channel::mpsc::UnboundedSender<ObjectRef<Service>>,
+    destination_rules: futures::channel::mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+) -> BoxFuture<'static, ()> {
+    let ctx = ctx.clone();
+    events
+        .for_each(move |event| {
+            match event {
+                Ok(watcher::Event::Delete(obj)) => {
+                    ctx.expectations.forget(&obj.uid().unwrap_or_default());
+                    ctx.metrics.reconcile.forget(&crate::metrics::RolloutLabels {
                         namespace: obj.namespace().unwrap_or_default(),
                         name: obj.name_any(),
                     });
-                if let Ok(rollout) = &obj.0 {
-                    // A Delete carries the last state, usually without a deletionTimestamp.
-                    let mut gone = rollout.clone();
-                    gone.metadata.deletion_timestamp.get_or_insert_with(|| {
-                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                            k8s_openapi::jiff::Timestamp::now(),
-                        )
-                    });
-                    // The receivers live as long as the loops; a send fails only at shutdown.
-                    for svc in services_to_release(&svc_store_for_deletes, &gone) {
-                        let _ = release_services.unbounded_send(svc);
-                    }
-                    if let Some(store) = &dr_store_for_deletes {
-                        for dr in crate::destination_rules::to_release(store, &dr_resource, &gone) {
-                            let _ = release_drs.unbounded_send(dr);
+                    if let Ok(rollout) = &obj.0 {
+                        // A Delete carries the last state, usually without a deletionTimestamp.
+                        let mut gone = rollout.clone();
+                        gone.metadata
+                            .deletion_timestamp
+                            .get_or_insert_with(|| Time(Timestamp::now()));
+                        // The receivers live as long as the loops; a send fails only at shutdown.
+                        for svc in services_to_release(&ctx.services, &gone) {
+                            let _ = services.unbounded_send(svc);
+                        }
+                        if let Some(store) = &ctx.destination_rules {
+                            let resource = ctx.config.istio_resource("DestinationRule");
+                            for dr in crate::destination_rules::to_release(store, &resource, &gone) {
+                                let _ = destination_rules.unbounded_send(dr);
+                            }
                         }
                     }
                 }
+                Err(e) => warn!(error = %e, "Rollout watch error"),
+                Ok(_) => {}
             }
-            Err(e) => warn!(error = %e, "Rollout watch error"),
-            Ok(_) => {}
-        }
-        futures::future::ready(())
-    });
-
-    let all_synced = Synced::all(synced_caches);
-    let work = async move {
-        let loops = async {
-            futures::join!(rollout_loop, service_release, async {
-                if let Some(l) = dr_release {
-                    l.await
-                }
-            });
-        };
-        // The loops drain on shutdown; the watches that feed them are dropped with them.
-        tokio::select! {
-            () = loops => {},
-            () = rollout_watch => warn!("the Rollout watch ended"),
-            _ = futures::future::join_all(caches) => warn!("a cache watch ended"),
-        }
-    };
-    rt.run(all_synced, work).await?;
-    Ok(())
+            futures::future::ready(())
+        })
+        .boxed()
 }
 
 /// Rollouts (in `namespace`, when given) for which `names_it` holds.

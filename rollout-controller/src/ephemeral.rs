@@ -10,13 +10,11 @@ use k8s_openapi::api::core::v1::Pod;
 use shared_types::{
     common::PodTemplateMetadata,
     constants::keys,
+    replicaset as rsutil,
     rollout::{Rollout, RolloutStrategy},
 };
 
-use crate::{
-    plan::{Action, Ctx, MetadataChange, ReplicaSetUpdate},
-    replicaset as rsutil,
-};
+use crate::plan::{Action, Ctx, MetadataChange, ReplicaSetUpdate};
 
 /// The metadata of the role a ReplicaSet plays: the new (canary/preview) one or the stable
 /// (stable/active) one.

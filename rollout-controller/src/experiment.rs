@@ -9,13 +9,14 @@ use shared_types::{
     analysis::AnalysisPhase,
     constants::{event_reason, keys, pause_reason},
     experiment::{Experiment, ExperimentAnalysisTemplateRef, ExperimentSpec, TemplateService, TemplateSpec},
+    object_meta::{controller_reference, is_owned_by},
+    replicaset as rsutil,
     rollout::RolloutExperimentStep,
 };
 
 use crate::{
-    analysis::{HistoryEntry, controlled_by, history_limits, history_to_delete, resolve_experiment_args},
+    analysis::{HistoryEntry, history_limits, history_to_delete, resolve_experiment_args},
     plan::{Action, Ctx},
-    replicaset as rsutil,
 };
 
 fn phase(experiment: &Experiment) -> AnalysisPhase {
@@ -40,7 +41,7 @@ pub fn is_reusable(existing: &Experiment, wanted: &Experiment, owner_uid: &str) 
         terminate: None,
         ..spec.clone()
     };
-    controlled_by(&existing.metadata, owner_uid)
+    is_owned_by(&existing.metadata, owner_uid)
         && !phase(existing).is_completed()
         && comparable(&existing.spec) == comparable(&wanted.spec)
 }
@@ -116,7 +117,7 @@ pub fn build(ctx: &Ctx, step: &RolloutExperimentStep, index: i32) -> Result<Expe
             namespace: rollout.metadata.namespace.clone(),
             labels: Some(labels),
             annotations: Some([(keys::REVISION.to_string(), revision)].into()),
-            owner_references: Some(vec![rsutil::owner_reference(rollout)]),
+            owner_references: Some(vec![controller_reference(rollout)]),
             ..Default::default()
         },
         spec: ExperimentSpec {

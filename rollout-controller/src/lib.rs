@@ -19,11 +19,11 @@ pub mod reconcile;
 pub mod replicas;
 pub mod replicaset;
 pub mod services;
-pub mod template;
 pub mod traffic;
+pub mod watches;
 pub mod workload;
 
-pub use controller::{Args, Context, run};
+pub use controller::{Args, Config, Context, run};
 
 /// Errors of the rollout controller.
 #[derive(Debug, thiserror::Error)]

@@ -30,15 +30,12 @@ use shared_types::{
     constants::{condition_type, event_reason, keys, message, reason},
     experiment::Experiment,
     field_error::FieldError,
-    hash,
+    hash, pod_template, replicaset as rsutil,
     rollout::{Rollout, RolloutStatus},
     validation,
 };
 
-use crate::{
-    conditions::{calculate_phase, new_condition, remove_condition, set_condition},
-    replicaset as rsutil,
-};
+use crate::conditions::{calculate_phase, new_condition, remove_condition, set_condition};
 
 /// Everything one reconcile looks at.
 #[derive(Clone, Debug)]
@@ -559,12 +556,12 @@ impl Ctx<'_> {
         let desired = self.desired_hash();
         self.new_rs = self.index_of_hash(&desired).or_else(|| {
             // The same pods under another hash (e.g. a defaulted template copied back by undo).
-            let want = crate::template::normalized(&self.rollout.spec.template.clone().unwrap_or_default());
+            let want = pod_template::normalized(&self.rollout.spec.template.clone().unwrap_or_default());
             self.rss.iter().position(|rs| {
                 rs.spec
                     .template
                     .as_ref()
-                    .is_some_and(|t| crate::template::normalized(t) == want)
+                    .is_some_and(|t| pod_template::normalized(t) == want)
             })
         });
         let stable = self.old.stable_rs.clone().unwrap_or_default();
@@ -723,7 +720,7 @@ impl Ctx<'_> {
                             .insert(keys::REVISION_HISTORY.into(), Some(history));
                     }
                 }
-                let wanted = rsutil::replica_set_annotations(self.rollout, 0, self.replicas);
+                let wanted = crate::replicaset::replica_set_annotations(self.rollout, 0, self.replicas);
                 for (k, v) in wanted {
                     if k == keys::REVISION || k == keys::DESIRED_REPLICAS {
                         continue;
@@ -767,7 +764,7 @@ impl Ctx<'_> {
                 .get_or_insert_with(Default::default)
                 .extend(extra.annotations.clone().unwrap_or_default());
         }
-        let mut rs = rsutil::new_replica_set(self.rollout, &template, &hash, revision);
+        let mut rs = crate::replicaset::new_replica_set(self.rollout, &template, &hash, revision);
         if let Some(record) = ephemeral.and_then(|e| serde_json::to_string(&e).ok()) {
             rs.metadata
                 .annotations
@@ -1176,9 +1173,9 @@ impl Ctx<'_> {
         restart_at.is_some_and(|r| done.is_none_or(|d| d.0 < r.0))
     }
 
-    /// Restarts pods created before `spec.restartAt` by evicting them a few at a time, never
-    /// below the availability budget (Argo's pod restarter). Returns the restart time once
-    /// no old pod is left: then `status.restartedAt` becomes `spec.restartAt`.
+    /// Restarts pods created before `spec.restartAt` (once that time has come) by evicting them
+    /// a few at a time, never below the availability budget (Argo's pod restarter). Returns the
+    /// restart time once no old pod is left: then `status.restartedAt` becomes `spec.restartAt`.
     /// Returns whether pods were evicted (then nothing else is scaled in this reconcile, so
     /// the two cannot add up beyond the availability budget).
     pub fn reconcile_restart(&mut self, max_unavailable: i32) -> bool {
@@ -1188,6 +1185,11 @@ impl Ctx<'_> {
         let Some(restart_at) = self.rollout.spec.restart_at.clone() else {
             return false;
         };
+        // A restart set for later (`restart --in`) starts then (Argo's `NeedsRestart`).
+        if restart_at.0 > self.now.0 {
+            self.requeue_at(restart_at.0);
+            return false;
+        }
         // Stable first, then new, then the others oldest first.
         let mut order: Vec<usize> = self.stable_rs.into_iter().chain(self.new_rs).collect();
         let mut others = self.others();

@@ -30,6 +30,8 @@ use shared_types::{
     analysis::AnalysisRun,
     constants::{condition_type, event_reason, field_manager, keys, message, reason},
     experiment::Experiment,
+    merge_patch,
+    object_meta::{controller_reference, has_controller, is_owned_by},
     rollout::Rollout,
 };
 use tracing::{debug, info, warn};
@@ -38,7 +40,6 @@ use crate::{
     Context, Error,
     metrics::RolloutLabels,
     plan::{Action, Observed, Plan, ReplicaSetUpdate, plan, referenced_services},
-    replicaset as rsutil,
 };
 
 /// Reconciles one Rollout.
@@ -239,15 +240,7 @@ where
     store
         .state()
         .into_iter()
-        .filter(|obj| {
-            obj.meta().namespace.as_deref() == Some(namespace)
-                && obj
-                    .meta()
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.uid == uid && o.controller == Some(true))
-        })
+        .filter(|obj| obj.meta().namespace.as_deref() == Some(namespace) && is_owned_by(obj.meta(), uid))
         .map(|obj| (*obj).clone())
         .collect()
 }
@@ -285,12 +278,12 @@ fn replica_sets_of(
             continue;
         }
         let gone = rs.metadata.deletion_timestamp.is_some();
-        if rsutil::is_owned_by(&rs, &uid) {
+        if is_owned_by(&rs.metadata, &uid) {
             if !gone {
                 owned.push((*rs).clone());
             }
         } else if !gone
-            && !rsutil::has_controller(&rs)
+            && !has_controller(&rs.metadata)
             && selector.is_some_and(|s| !s.selects_all() && s.matches(rs.labels()))
         {
             orphans.push((*rs).clone());
@@ -407,7 +400,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
                 let patch = json!({
                     "metadata": {
                         "resourceVersion": rs_version,
-                        "ownerReferences": [rsutil::owner_reference(rollout)],
+                        "ownerReferences": [controller_reference(rollout)],
                     }
                 });
                 let adopted = replica_sets
@@ -624,7 +617,7 @@ async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Result<(), Er
     if let Some(status) = &plan.status {
         let old = serde_json::to_value(rollout.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
         let new = serde_json::to_value(status).unwrap_or(Value::Null);
-        if let Some(diff) = merge_patch_diff(&old, &new) {
+        if let Some(diff) = merge_patch::diff(&old, &new) {
             // A merge patch (as Argo does) rather than server-side apply: the plugin writes some
             // of these fields too (pauseConditions, abort, promoteFull) and they must be
             // cleared no matter which manager set them. resourceVersion guards against a
@@ -751,35 +744,6 @@ fn metadata_patch(change: &crate::plan::MetadataChange) -> Value {
     json!({"labels": map(&change.labels), "annotations": map(&change.annotations)})
 }
 
-/// The RFC 7386 merge patch turning `old` into `new`, or None when they are equal.
-pub fn merge_patch_diff(old: &Value, new: &Value) -> Option<Value> {
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            let mut patch = serde_json::Map::new();
-            for (k, nv) in n {
-                match o.get(k) {
-                    Some(ov) => {
-                        if let Some(d) = merge_patch_diff(ov, nv) {
-                            patch.insert(k.clone(), d);
-                        }
-                    }
-                    None => {
-                        patch.insert(k.clone(), nv.clone());
-                    }
-                }
-            }
-            for k in o.keys() {
-                if !n.contains_key(k) {
-                    patch.insert(k.clone(), Value::Null);
-                }
-            }
-            (!patch.is_empty()).then_some(Value::Object(patch))
-        }
-        (o, n) if o == n => None,
-        (_, n) => Some(n.clone()),
-    }
-}
-
 fn publish_events(rollout: &Rollout, plan: &Plan, ctx: &Context) {
     for event in &plan.events {
         record(rollout, ctx, event.warning, &event.reason, &event.message);
@@ -863,86 +827,6 @@ async fn report_malformed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// RFC 7386: what the API server does with a JSON merge patch.
-    fn apply_merge_patch(target: &Value, patch: &Value) -> Value {
-        match patch {
-            Value::Object(p) => {
-                let mut out = match target {
-                    Value::Object(t) => t.clone(),
-                    _ => serde_json::Map::new(),
-                };
-                for (k, v) in p {
-                    if v.is_null() {
-                        out.remove(k);
-                    } else {
-                        let merged = apply_merge_patch(out.get(k).unwrap_or(&Value::Null), v);
-                        out.insert(k.clone(), merged);
-                    }
-                }
-                Value::Object(out)
-            }
-            other => other.clone(),
-        }
-    }
-
-    /// A small deterministic generator of status-like JSON (objects nest, no nulls: a status
-    /// never holds null, and merge patches cannot express one).
-    struct Gen(u64);
-    impl Gen {
-        fn next(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) % n
-        }
-        fn value(&mut self, depth: u32) -> Value {
-            match self.next(if depth == 0 { 4 } else { 6 }) {
-                0 => json!(self.next(3) == 0),
-                1 => json!(self.next(5)),
-                2 => json!(["a", "b", "c"][usize::try_from(self.next(3)).unwrap_or(0)]),
-                3 => Value::Array((0..self.next(3)).map(|_| json!(self.next(4))).collect()),
-                _ => {
-                    let keys = ["abort", "phase", "canary", "weights", "stableRS", "conditions"];
-                    let mut map = serde_json::Map::new();
-                    for _ in 0..self.next(4) {
-                        let k = keys[usize::try_from(self.next(6)).unwrap_or(0)];
-                        map.insert(k.into(), self.value(depth - 1));
-                    }
-                    Value::Object(map)
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn merge_patch_diff_applied_to_the_old_status_gives_the_new_one() {
-        let mut g = Gen(7);
-        for case in 0..5000 {
-            let old = Value::Object(g.value(3).as_object().cloned().unwrap_or_default());
-            let new = Value::Object(g.value(3).as_object().cloned().unwrap_or_default());
-            match merge_patch_diff(&old, &new) {
-                Some(patch) => assert_eq!(
-                    apply_merge_patch(&old, &patch),
-                    new,
-                    "case {case}: {old} -> {new} via {patch}"
-                ),
-                None => assert_eq!(old, new, "case {case}: no patch for a change"),
-            }
-        }
-    }
-
-    #[test]
-    fn merge_patch_diff_sets_changes_and_nulls_removals() {
-        let old = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
-        let new = json!({"a": 1, "b": {"c": 5}, "e": [1, 2], "f": true});
-        assert_eq!(
-            merge_patch_diff(&old, &new),
-            Some(json!({"b": {"c": 5, "d": null}, "e": [1, 2], "f": true}))
-        );
-        assert_eq!(merge_patch_diff(&old, &old), None);
-    }
 
     #[test]
     fn update_patch_carries_resource_version_and_removals() {

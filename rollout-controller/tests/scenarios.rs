@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use rollout_controller::replicaset as rsutil;
-use shared_types::constants::keys;
+use shared_types::{constants::keys, replicaset as rsutil};
 
 /// The seed's 2.2.1 manifest (it says 3 replicas while its transcript shows 5; we follow the
 /// transcript).
@@ -1173,5 +1172,79 @@ fn a_scale_down_delay_requeues_when_it_ends() {
     assert!(
         (std::time::Duration::from_secs(25)..=std::time::Duration::from_secs(27)).contains(&after),
         "{after:?}"
+    );
+}
+
+#[test]
+fn new_pods_not_yet_available_requeue_at_the_progress_deadline() {
+    let manifest = CANARY_SUCCESS.replace(
+        "  replicas: 5\n",
+        "  replicas: 5\n  progressDeadlineSeconds: 120\n",
+    );
+    let mut w = World::new(&manifest);
+    w.settle();
+    w.broken.push(V2.into());
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    assert_eq!(
+        w.phase(),
+        ("Progressing".into(), "more replicas need to be updated".into())
+    );
+    // 30 s into waiting for the canary's pods: look again when the remaining 90 s are up, not
+    // only on a change (a pod that never becomes available sends none).
+    w.advance(30);
+    let after = w.requeue_after().expect("the progress deadline is due");
+    assert!(
+        (std::time::Duration::from_secs(90)..=std::time::Duration::from_secs(92)).contains(&after),
+        "{after:?}"
+    );
+    // Then the deadline has passed.
+    w.advance(91);
+    w.settle();
+    let progressing = w
+        .rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.condition("Progressing").cloned())
+        .expect("condition");
+    assert_eq!(progressing.reason, "ProgressDeadlineExceeded");
+}
+
+#[test]
+fn a_future_restart_requeues_when_it_is_due() {
+    let mut w = World::new(CANARY_SUCCESS);
+    w.settle();
+    let before: Vec<String> = w.pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let restart_at = Time(w.now + k8s_openapi::jiff::SignedDuration::from_secs(60));
+    w.edit_spec(|r| r.spec.restart_at = Some(restart_at.clone()));
+    w.settle();
+    assert_eq!(
+        w.pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>(),
+        before,
+        "no pod is restarted before spec.restartAt"
+    );
+    w.advance(20);
+    let after = w.requeue_after().expect("the restart is due");
+    assert!(
+        (std::time::Duration::from_secs(40)..=std::time::Duration::from_secs(42)).contains(&after),
+        "{after:?}"
+    );
+    // At the time, the pods are replaced.
+    w.advance(41);
+    for _ in 0..20 {
+        w.advance(1);
+        w.settle();
+    }
+    assert!(
+        w.pods
+            .iter()
+            .all(|p| !before.contains(p.metadata.name.as_ref().unwrap()))
+    );
+    assert_eq!(
+        w.rollout.status.as_ref().and_then(|s| s.restarted_at.clone()),
+        Some(restart_at)
     );
 }

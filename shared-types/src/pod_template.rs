@@ -1,11 +1,14 @@
-//! Matching a Rollout's pod template against existing ReplicaSets when the hash differs only
-//! because one side carries the API server's defaults. `kubectl argo rollouts undo` copies a
-//! ReplicaSet's (defaulted) template back into the Rollout; Argo then finds that ReplicaSet by
-//! semantic equality after defaulting and reuses it as a new revision, so we must too.
+//! Pod-template normalisation: comparing a template with the one the API server stored (with its
+//! defaults applied) when the hash differs only because one side carries those defaults.
+//! `kubectl argo rollouts undo` copies a ReplicaSet's (defaulted) template back into the Rollout;
+//! Argo then finds that ReplicaSet by semantic equality after defaulting and reuses it as a new
+//! revision, so we must too. Experiments compare their templates with their ReplicaSets' the
+//! same way.
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{Map, Value, json};
-use shared_types::constants::keys;
+
+use crate::constants::keys;
 
 /// The template as JSON with core/v1 defaults applied, the hash label removed and empty
 /// objects dropped, so two templates that mean the same pods compare equal.

@@ -6,7 +6,11 @@ use std::io::Write;
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::PodTemplateSpec};
 use kube::{Api, api::ListParams};
 use serde_json::{Value, json};
-use shared_types::{constants::keys, rollout::Rollout};
+use shared_types::{
+    constants::keys,
+    object_meta::{is_owned_by, revision},
+    rollout::Rollout,
+};
 
 use super::{label_selector, patch};
 use crate::{cli::UndoArgs, error::Error, kube::Session};
@@ -20,13 +24,7 @@ pub fn find_revision<'a>(
     let uid = ro.metadata.uid.as_deref().unwrap_or_default();
     let mut owned: Vec<(i64, &ReplicaSet)> = replica_sets
         .iter()
-        .filter(|rs| {
-            rs.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
+        .filter(|rs| is_owned_by(&rs.metadata, uid))
         // Like Argo: a missing annotation is revision 0, an unparsable one is skipped.
         .filter_map(|rs| {
             match rs
@@ -118,7 +116,7 @@ pub async fn run(session: &Session, args: &UndoArgs, out: &mut dyn Write) -> Res
     };
     let name = ro.metadata.name.as_deref().unwrap_or(&args.name);
     if current != Value::Null && derivative(&current, &target) {
-        let revision = crate::info::revision(rs.metadata.annotations.as_ref());
+        let revision = revision(&rs.metadata);
         writeln!(
             out,
             "skipped rollback (current template already matches revision {revision})"

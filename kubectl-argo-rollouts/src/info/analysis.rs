@@ -1,8 +1,11 @@
 //! AnalysisRun summaries: phase, measurement counts and the Jobs of job metrics.
 
-use shared_types::analysis::{AnalysisPhase, AnalysisRun};
+use shared_types::{
+    analysis::{AnalysisPhase, AnalysisRun},
+    object_meta::revision,
+};
 
-use super::{Metadata, icon, owned_by, revision};
+use super::{Metadata, icon, owned_by};
 
 /// Measurement metadata key under which the Job provider records the Job's name.
 const JOB_NAME_KEY: &str = "job-name";
@@ -64,7 +67,7 @@ fn analysis_run_info(run: &AnalysisRun) -> AnalysisRunInfo {
         meta: Metadata::from_meta(&run.metadata),
         status: phase.map(|p| p.as_str().to_string()).unwrap_or_default(),
         icon: analysis_icon(phase),
-        revision: revision(run.metadata.annotations.as_ref()),
+        revision: revision(&run.metadata),
         ..Default::default()
     };
     let results = run

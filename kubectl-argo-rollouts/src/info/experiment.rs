@@ -1,11 +1,11 @@
 //! Experiment summaries: phase, revision, and the experiment's own ReplicaSets and AnalysisRuns.
 
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
-use shared_types::{analysis::AnalysisRun, experiment::Experiment};
+use shared_types::{analysis::AnalysisRun, experiment::Experiment, object_meta::revision};
 
 use super::{
     AnalysisRunInfo, ImageInfo, Metadata, ReplicaSetInfo, analysis::analysis_icon,
-    analysis::analysis_run_infos, owned_by, replicaset::replica_set_infos, revision, rollout::merge_image,
+    analysis::analysis_run_infos, owned_by, replicaset::replica_set_infos, rollout::merge_image,
 };
 
 /// One Experiment, standalone or created by a Rollout step.
@@ -40,7 +40,7 @@ impl ExperimentInfo {
                 .and_then(|s| s.message.clone())
                 .unwrap_or_default(),
             icon: analysis_icon(phase),
-            revision: revision(exp.metadata.annotations.as_ref()),
+            revision: revision(&exp.metadata),
             replica_sets: replica_set_infos(&meta.uid, None, replica_sets, pods),
             analysis_runs: analysis_run_infos(&meta.uid, runs),
             meta,

@@ -11,11 +11,8 @@ pub mod pod;
 pub mod replicaset;
 pub mod rollout;
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use shared_types::constants::keys;
 
 pub use analysis::{AnalysisRunInfo, JobInfo};
 pub use experiment::ExperimentInfo;
@@ -105,12 +102,4 @@ impl Metadata {
 /// Whether one of `refs` points at the object with `uid` (Argo matches owners by UID only).
 pub(crate) fn owned_by(refs: Option<&Vec<OwnerReference>>, uid: &str) -> bool {
     !uid.is_empty() && refs.is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
-}
-
-/// The `rollout.argoproj.io/revision` annotation as a number, 0 when missing or invalid.
-pub(crate) fn revision(annotations: Option<&BTreeMap<String, String>>) -> i64 {
-    annotations
-        .and_then(|a| a.get(keys::REVISION))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
 }

@@ -3,9 +3,9 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
-use shared_types::{constants::keys, rollout::Rollout};
+use shared_types::{constants::keys, replicaset as rsutil, rollout::Rollout};
 
-use super::{Metadata, PodInfo, icon, owned_by, revision};
+use super::{Metadata, PodInfo, icon, owned_by};
 
 /// One ReplicaSet of a Rollout or Experiment.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -80,7 +80,6 @@ pub fn replica_set_infos(
 }
 
 fn replica_set_info(rs: &ReplicaSet, rollout: Option<&Rollout>) -> ReplicaSetInfo {
-    let annotations = rs.metadata.annotations.as_ref();
     let status = replica_set_health(rs);
     let mut info = ReplicaSetInfo {
         meta: Metadata::from_meta(&rs.metadata),
@@ -88,7 +87,7 @@ fn replica_set_info(rs: &ReplicaSet, rollout: Option<&Rollout>) -> ReplicaSetInf
         status,
         replicas: rs.status.as_ref().map(|s| s.replicas).unwrap_or(0),
         available: rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
-        revision: revision(annotations),
+        revision: rsutil::revision(rs),
         template: annotation(rs, keys::EXPERIMENT_TEMPLATE_NAME),
         scale_down_deadline: annotation(rs, keys::SCALE_DOWN_DEADLINE),
         images: rs
@@ -112,23 +111,12 @@ fn replica_set_info(rs: &ReplicaSet, rollout: Option<&Rollout>) -> ReplicaSetInf
 }
 
 fn annotation(rs: &ReplicaSet, key: &str) -> String {
-    rs.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key))
-        .cloned()
-        .unwrap_or_default()
+    rsutil::annotation(rs, key).unwrap_or_default().to_string()
 }
 
 /// Sets the stable/canary/active/preview/ping/pong flags from the rollout's status.
 fn assign_role(info: &mut ReplicaSetInfo, rs: &ReplicaSet, ro: &Rollout) {
-    let hash = rs
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(keys::POD_TEMPLATE_HASH))
-        .cloned()
-        .unwrap_or_default();
+    let hash = rsutil::hash(rs).unwrap_or_default().to_string();
     let status = ro.status.clone().unwrap_or_default();
     let stable_rs = status.stable_rs.clone().unwrap_or_default();
     let current = status.current_pod_hash.clone().unwrap_or_default();

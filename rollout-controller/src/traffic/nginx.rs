@@ -163,13 +163,7 @@ pub fn update_canary_ingress(
     rollout_uid: &str,
     annotation_prefix: &str,
 ) -> Result<Option<Ingress>, TrafficError> {
-    let controlled = existing
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && o.uid == rollout_uid);
-    if !controlled {
+    if !shared_types::object_meta::is_owned_by(&existing.metadata, rollout_uid) {
         return Err(TrafficError::new(
             ObjectKind::Ingress,
             existing.metadata.name.as_deref().unwrap_or_default(),

@@ -7,6 +7,7 @@ use serde_json::Value;
 use shared_types::{
     constants::event_reason,
     field_error::FieldError,
+    replicaset as rsutil,
     rollout::{
         CanaryStrategy, IstioTrafficRouting, IstioVirtualService, Rollout, RolloutTrafficRouting,
         TrafficWeights, WeightDestination,
@@ -18,10 +19,7 @@ use super::{
     istio::{self, Split},
     nginx,
 };
-use crate::{
-    plan::{Action, Ctx},
-    replicaset as rsutil,
-};
+use crate::plan::{Action, Ctx};
 
 /// The VirtualServices a Rollout routes through: `virtualService` and `virtualServices[]`.
 pub fn virtual_services(istio: &IstioTrafficRouting) -> Vec<&IstioVirtualService> {

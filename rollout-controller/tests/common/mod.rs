@@ -15,14 +15,12 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::{SignedDuration, Timestamp},
 };
-use rollout_controller::{
-    plan::{Action, Observed, plan},
-    replicaset as rsutil,
-};
+use rollout_controller::plan::{Action, Observed, plan};
 use shared_types::{
     analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
     constants::keys,
     experiment::Experiment,
+    replicaset as rsutil,
     rollout::Rollout,
 };
 
