@@ -1,28 +1,42 @@
-//! The analysis controller: not written yet. It will own AnalysisRuns and meet the other controllers
-//! only through the status subresources of the Kubernetes API. Until then it starts on the
-//! shared runtime (flags, logging, client, the check that the kinds it needs are served) and
-//! stops with a clear message, so no deployment mistakes it for a working controller.
+//! The analysis controller: owns AnalysisRuns. It takes measurements from metric providers
+//! (Prometheus, web, Job), judges them with the metric's conditions, and writes the run's status,
+//! which the rollout and experiment controllers read. It never writes Rollouts.
+//!
+//! The logic is pure and unit-tested ([`evaluate`], [`assess`], [`schedule`], [`args`],
+//! [`decide`]); [`controller`] is the I/O around it and [`provider`] the metric sources.
 
-use shared_runtime::{Error, flags::CommonArgs, runtime::Runtime};
-use shared_types::analysis::AnalysisRun;
+pub mod args;
+pub mod assess;
+pub mod controller;
+pub mod decide;
+pub mod evaluate;
+pub mod metrics;
+pub mod provider;
+pub mod schedule;
 
-/// Flags of the analysis controller.
-#[derive(clap::Parser, Clone, Debug)]
-#[command(
-    name = "analysis-controller",
-    version,
-    about = "Argo Rollouts analysis controller (not implemented yet)"
-)]
-pub struct Args {
-    /// Flags shared by all controllers.
-    #[command(flatten)]
-    pub common: CommonArgs,
+pub use controller::{Args, run};
+
+/// Errors of the analysis controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the API server failed.
+    #[error("kubernetes API: {0}")]
+    Api(#[source] kube::Error),
+    /// An object could not be converted.
+    #[error("cannot convert object: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// Start-up or the runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] shared_runtime::Error),
 }
 
-/// Starts on the runtime, checks that AnalysisRuns are served, then reports that this build has
-/// no analysis controller.
-pub async fn run(args: Args) -> Result<(), Error> {
-    let runtime = Runtime::start(&args.common, "analysis-controller", "analysis-controller").await?;
-    runtime.require_served::<AnalysisRun>().await?;
-    Err(Error::NotImplemented("analysis-controller"))
+impl Error {
+    /// A short category for metrics and Event deduplication.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Api(_) => "api",
+            Error::Serialize(_) => "serialize",
+            Error::Runtime(_) => "runtime",
+        }
+    }
 }

@@ -27,6 +27,8 @@ use kube::{
 use serde_json::Value;
 
 pub mod bench;
+pub mod http_server;
+pub mod prometheus;
 pub mod rollout_ops;
 
 /// Environment variable naming the kubeconfig of the test cluster.
@@ -290,6 +292,11 @@ pub struct Process {
 impl Process {
     /// Starts `binary` (a name in [`bin_dir`]) with `args`, logging to a file in the temp dir.
     pub fn start(binary: &str, args: &[String]) -> Result<Self> {
+        Self::start_with_env(binary, args, &[])
+    }
+
+    /// Like [`Process::start`], with extra environment variables.
+    pub fn start_with_env(binary: &str, args: &[String], env: &[(&str, &str)]) -> Result<Self> {
         let path = bin_dir()?.join(binary);
         if !path.exists() {
             bail!(
@@ -302,6 +309,7 @@ impl Process {
         let child = tokio::process::Command::new(&path)
             .args(args)
             .env("ARGO_ROLLOUTS_KUBECONFIG", kubeconfig_path()?)
+            .envs(env.iter().copied())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .kill_on_drop(true)
@@ -319,6 +327,47 @@ impl Process {
     pub async fn kill(&mut self) -> Result<()> {
         self.child.kill().await?;
         Ok(())
+    }
+
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Waits until `/readyz` on the admin `port` answers 200, failing at once (with the end of
+    /// its log) if the process exits first.
+    pub async fn wait_ready(&mut self, port: u16, timeout: Duration) -> Result<()> {
+        let name = self
+            .log
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.exited() {
+                bail!(
+                    "{name}: the process exited ({status}) before /readyz answered 200; its log ends with:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            if matches!(http_get(port, "/readyz").await, Ok((200, _))) {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "{name}: /readyz not 200 after {timeout:?}; its log ends with:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
@@ -340,20 +389,40 @@ pub async fn start_rollout_controller(ns: &mut TestNamespace, extra: &[&str]) ->
         ns.name.clone(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let process = Process::start("rollout-controller", &args)?;
+    let mut process = Process::start("rollout-controller", &args)?;
     ns.attach_log(process.log.clone());
-    wait_for(
-        "rollout-controller /readyz",
-        Duration::from_secs(60),
-        || async move {
-            Ok(http_get(port, "/readyz")
-                .await
-                .ok()
-                .filter(|(status, _)| *status == 200)
-                .map(|_| ()))
-        },
-    )
-    .await?;
+    process.wait_ready(port, Duration::from_secs(60)).await?;
+    Ok((process, port))
+}
+
+/// Starts the analysis controller for one namespace, with its admin endpoints on a free port
+/// and `env` added to its environment (e.g. `ARGO_ROLLOUTS_PROMETHEUS_ADDRESS`, the Prometheus
+/// address of metrics that name none). Its log is part of the namespace's failure dump.
+/// Returns the process and the admin port once `/readyz` answers 200.
+pub async fn start_analysis_controller(
+    ns: &mut TestNamespace,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Process, u16)> {
+    let port = free_port()?;
+    let mut args = vec![
+        "--namespace".to_string(),
+        ns.name.clone(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--healthz-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--loglevel".into(),
+        "info,analysis_controller=debug".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    // Should the analysis controller elect a leader, its Lease belongs in the test's namespace
+    // (tests run in parallel, each with its own controllers).
+    let mut all_env = vec![("POD_NAMESPACE", ns.name.as_str())];
+    all_env.extend(env.iter().copied());
+    let mut process = Process::start_with_env("analysis-controller", &args, &all_env)?;
+    ns.attach_log(process.log.clone());
+    process.wait_ready(port, Duration::from_secs(60)).await?;
     Ok((process, port))
 }
 
@@ -416,6 +485,28 @@ pub async fn argo_rollouts(ns: &TestNamespace, args: &[&str]) -> Result<(i32, St
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     ))
+}
+
+/// Runs `kubectl ARGS` against the test cluster in the namespace; fails unless it exits 0.
+/// Returns its stdout.
+pub async fn kubectl(ns: &TestNamespace, args: &[&str]) -> Result<String> {
+    let kubectl = std::env::var("ARGO_RS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = tokio::process::Command::new(&kubectl)
+        .args(args)
+        .args(["-n", &ns.name, "--kubeconfig"])
+        .arg(kubeconfig_path()?)
+        .output()
+        .await
+        .with_context(|| format!("running {kubectl}"))?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {} exited {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Like [`argo_rollouts`], failing unless the command exits 0.
@@ -497,4 +588,26 @@ pub async fn expect_get_rollout(ns: &TestNamespace, name: &str, golden: &str) ->
         },
     )
     .await
+}
+
+/// The AnalysisRun rows of a `get rollout` tree, each as its columns without the tree drawing
+/// and without AGE: `α NAME AnalysisRun ICON STATUS INFO...`, e.g.
+/// `α mock-server-7c6fcfb847-2-2 AnalysisRun ✖ Failed ✖ 3`.
+pub fn analysis_run_rows(get_rollout: &str) -> Vec<String> {
+    get_rollout
+        .lines()
+        .filter(|line| line.contains(" AnalysisRun "))
+        .map(|line| {
+            let mut tokens: Vec<&str> = line
+                .split_whitespace()
+                .map(|t| t.trim_start_matches(|c| "├└│─".contains(c)))
+                .filter(|t| !t.is_empty())
+                .collect();
+            // α NAME AnalysisRun ICON STATUS AGE INFO...
+            if tokens.len() > 5 {
+                tokens.remove(5);
+            }
+            tokens.join(" ")
+        })
+        .collect()
 }

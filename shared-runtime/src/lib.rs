@@ -56,6 +56,9 @@ pub enum Error {
     /// Another process took over the leader lease (or it could not be renewed in time).
     #[error("lost the leader lease; exiting so that only the new leader acts")]
     LeadershipLost,
+    /// The controller stopped on an error of its own.
+    #[error("{0}")]
+    Failed(String),
     /// The binary's controller is not written yet.
     #[error("{0} is not implemented yet; this build contains no such controller")]
     NotImplemented(&'static str),

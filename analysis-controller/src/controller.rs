@@ -1,0 +1,464 @@
+//! Wiring and I/O around [`crate::decide`]: the AnalysisRun loop on the shared runtime, argument
+//! lookups (Secrets, fields of the run), provider calls run as tasks off the reconcile path
+//! (their results wake the run again), status writes as merge patches, Events and metrics.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Secret};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::{Action as Requeue, Config as ControllerConfig},
+        reflector::{self, ObjectRef},
+        watcher,
+    },
+};
+use shared_runtime::{
+    events::{EventPublisher, EventType, Occurrence},
+    flags::CommonArgs,
+    metrics::{ObjectLabels, ReconcileMetrics},
+    runtime::{Failure, FailurePolicy, Runtime},
+    synced::{self, Synced},
+};
+use shared_types::{
+    analysis::{AnalysisRun, FieldRef, Metric, SecretKeyRef},
+    constants::field_manager,
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    Error,
+    args::{ArgSource, LookupError, ResolvedArgs},
+    decide::{CallKind, Decision, Finished, Inputs, decide},
+    provider::{self, ProviderContext, ProviderEnv},
+};
+
+/// Flags of the analysis controller.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "analysis-controller",
+    version,
+    about = "Measures argoproj.io AnalysisRuns"
+)]
+pub struct Args {
+    /// Flags shared by all controllers.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// AnalysisRuns reconciled in parallel (provider calls run outside these workers).
+    #[arg(long, env = "ARGO_ROLLOUTS_ANALYSIS_THREADS", default_value_t = 30)]
+    pub analysis_threads: u16,
+    /// Longest a single provider call may take, whatever the metric says.
+    #[arg(long, env = "ARGO_ROLLOUTS_PROVIDER_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub provider_timeout_seconds: u64,
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    client: Client,
+    events: EventPublisher,
+    metrics: ReconcileMetrics,
+    failures: FailurePolicy,
+    env: ProviderEnv,
+    provider_timeout: Duration,
+    /// Provider calls in flight, by run uid and metric name.
+    in_flight: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Finished provider calls not yet written into their run's status, by run uid.
+    finished: Mutex<HashMap<String, Vec<Finished>>>,
+    /// Wakes a run whose provider call finished.
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<AnalysisRun>>,
+}
+
+/// Which runs this process measures: one function of the run, so runs can later be split over
+/// replicas without touching the scheduler (today every run is ours).
+pub fn measures(_run: &AnalysisRun) -> bool {
+    true
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(args: Args) -> Result<(), Error> {
+    provider::install_crypto_provider();
+    let mut rt = Runtime::start(&args.common, "analysis-controller", "rollouts-controller").await?;
+    rt.require_served::<AnalysisRun>().await?;
+    let (runs, writer) = reflector::store::<AnalysisRun>();
+    let (events, runs_synced) = synced::track(
+        watcher(
+            rt.api::<AnalysisRun>(),
+            watcher::Config::default().labels(&rt.instance_selector),
+        )
+        .default_backoff()
+        .reflect(writer),
+    );
+    // Job metrics: a finished Job wakes its run.
+    let (job_events, jobs_synced) = synced::track(
+        watcher(
+            rt.api::<Job>(),
+            watcher::Config::default().labels("analysisrun.argoproj.io/uid"),
+        )
+        .default_backoff(),
+    );
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    let ctx = Arc::new(Context {
+        client: rt.client.clone(),
+        events: rt.events.clone(),
+        metrics: crate::metrics::register(&mut rt.registry, runs.clone()),
+        failures: FailurePolicy::new(rt.events.clone(), "ReconcileError"),
+        env: ProviderEnv::from_env(),
+        provider_timeout: Duration::from_secs(args.provider_timeout_seconds.max(1)),
+        in_flight: Mutex::default(),
+        finished: Mutex::default(),
+        wake,
+    });
+    let work = Controller::for_stream(events.applied_objects(), runs)
+        .with_config(ControllerConfig::default().concurrency(args.analysis_threads))
+        .owns_stream(job_events.applied_objects())
+        .reconcile_on(woken)
+        .graceful_shutdown_on(rt.shutdown_signal())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "reconcile failed");
+            }
+        });
+    rt.run(Synced::all([runs_synced, jobs_synced]), work).await?;
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn key(run: &AnalysisRun) -> String {
+    format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any())
+}
+
+async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    if !measures(&run) || run.metadata.deletion_timestamp.is_some() {
+        return Ok(Requeue::await_change());
+    }
+    let started = std::time::Instant::now();
+    let result = reconcile_run(&run, &ctx).await;
+    ctx.metrics.observe(
+        &ObjectLabels {
+            namespace: run.namespace().unwrap_or_default(),
+            name: run.name_any(),
+        },
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
+    if result.is_ok() {
+        ctx.failures.succeeded(&key(&run));
+    }
+    result
+}
+
+async fn reconcile_run(run: &Arc<AnalysisRun>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
+    let uid = run.uid().unwrap_or_default();
+    let namespace = run.namespace().unwrap_or_default();
+    let finished = lock(&ctx.finished).get(&uid).cloned().unwrap_or_default();
+    let in_flight = lock(&ctx.in_flight).get(&uid).cloned().unwrap_or_default();
+    // Secrets are read only for runs that still measure.
+    let completed = run
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase_or_pending().is_completed());
+    let lookups = if completed {
+        Lookups::default()
+    } else {
+        Lookups::read(run, &ctx.client).await?
+    };
+    let args = run.spec.args.clone().unwrap_or_default();
+    // Two resolutions: the real one for the providers, and one with secrets masked for the
+    // status (conditions quoted in messages) so no secret reaches the status.
+    let resolved = ResolvedArgs::resolve(&args, &lookups);
+    let shown = ResolvedArgs::resolve_without_secrets(&args, &lookups);
+    let substitute = |r: &Result<ResolvedArgs, crate::args::ArgsError>| -> Result<Vec<Metric>, String> {
+        let r = r
+            .as_ref()
+            .map_err(|e| format!("Unable to resolve metric arguments: {e}"))?;
+        run.spec
+            .metrics
+            .iter()
+            .map(|m| r.resolve_metric(m))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("Unable to resolve metric arguments: {e}"))
+    };
+    let metrics_shown = substitute(&shown);
+    let metrics_real = substitute(&resolved).unwrap_or_default();
+    let secrets: Vec<String> = resolved
+        .as_ref()
+        .map(|r| r.secrets().to_vec())
+        .unwrap_or_default();
+    let now = Timestamp::now();
+    let decision = decide(&Inputs {
+        run,
+        metrics: metrics_shown,
+        finished: &finished,
+        in_flight: &in_flight,
+        now,
+    });
+    if decision.delete {
+        info!(run = %run.name_any(), "deleting AnalysisRun past its ttlStrategy");
+        let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
+        match api.delete(&run.name_any(), &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::Api(e)),
+        }
+        forget(ctx, &uid);
+        return Ok(Requeue::await_change());
+    }
+    write_status(run, &decision, &secrets, ctx).await?;
+    // Written: what was recorded may go.
+    if !finished.is_empty() {
+        let mut map = lock(&ctx.finished);
+        if let Some(list) = map.get_mut(&uid) {
+            list.drain(..finished.len().min(list.len()));
+            if list.is_empty() {
+                map.remove(&uid);
+            }
+        }
+    }
+    for event in &decision.events {
+        ctx.events.publish(Occurrence {
+            regarding: run.object_ref(&()),
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: event.reason.clone(),
+            message: crate::args::redact(&event.message, &secrets),
+        });
+    }
+    for call in decision.calls {
+        let Some(metric) = metrics_real.iter().find(|m| m.name == call.metric.name).cloned() else {
+            continue;
+        };
+        start_call(run.clone(), metric, call.kind, ctx.clone());
+    }
+    if decision.status.phase_or_pending().is_completed() {
+        forget_unless_busy(ctx, &uid);
+    }
+    Ok(match decision.wake_at {
+        Some(at) => Requeue::requeue(
+            Duration::try_from(at.duration_since(now))
+                .unwrap_or_default()
+                .max(Duration::from_millis(100)),
+        ),
+        None => Requeue::await_change(),
+    })
+}
+
+/// Writes the decided status when it differs (a merge patch of the difference), with secret
+/// values masked wherever a provider may have echoed them.
+async fn write_status(
+    run: &AnalysisRun,
+    decision: &Decision,
+    secrets: &[String],
+    ctx: &Context,
+) -> Result<(), Error> {
+    let old = serde_json::to_value(run.status.clone().unwrap_or_default()).map_err(Error::Serialize)?;
+    let new_text = serde_json::to_string(&decision.status).map_err(Error::Serialize)?;
+    let new: serde_json::Value =
+        serde_json::from_str(&crate::args::redact(&new_text, secrets)).map_err(Error::Serialize)?;
+    let Some(diff) = shared_types::merge_patch::diff(&old, &new) else {
+        return Ok(());
+    };
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": run.resource_version()},
+        "status": diff,
+    });
+    let params = PatchParams {
+        field_manager: Some(field_manager::ANALYSIS_CONTROLLER.into()),
+        ..Default::default()
+    };
+    api.patch_status(&run.name_any(), &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::Api)?;
+    Ok(())
+}
+
+/// Runs one provider call as a task; its result is kept for the run's next reconcile, which it
+/// triggers.
+fn start_call(run: Arc<AnalysisRun>, metric: Metric, kind: CallKind, ctx: Arc<Context>) {
+    let uid = run.uid().unwrap_or_default();
+    lock(&ctx.in_flight)
+        .entry(uid.clone())
+        .or_default()
+        .insert(metric.name.clone());
+    tokio::spawn(async move {
+        let started_at = Timestamp::now();
+        let provider_ctx = ProviderContext {
+            run: &run,
+            kube: Some(&ctx.client),
+            env: &ctx.env,
+        };
+        let call = async {
+            match &kind {
+                CallKind::Measure => provider::measure(provider_ctx, &metric).await,
+                CallKind::Resume(metadata) => provider::resume(provider_ctx, &metric, metadata).await,
+                CallKind::Terminate(metadata) => provider::terminate(provider_ctx, &metric, metadata).await,
+            }
+        };
+        let outcome = match tokio::time::timeout(ctx.provider_timeout, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(provider::ProviderError::new(format!(
+                "provider call did not finish within {}s",
+                ctx.provider_timeout.as_secs()
+            ))),
+        };
+        debug!(run = %run.name_any(), metric = %metric.name, ok = outcome.is_ok(), "provider call finished");
+        lock(&ctx.finished)
+            .entry(uid.clone())
+            .or_default()
+            .push(Finished {
+                metric: metric.name.clone(),
+                started_at,
+                outcome,
+            });
+        if let Some(set) = lock(&ctx.in_flight).get_mut(&uid) {
+            set.remove(&metric.name);
+        }
+        // The receiver lives as long as the controller; a failed send means shutdown.
+        let _ = ctx.wake.unbounded_send(ObjectRef::from_obj(&*run));
+    });
+}
+
+/// Drops what is kept in memory for a run.
+fn forget(ctx: &Context, uid: &str) {
+    lock(&ctx.finished).remove(uid);
+    lock(&ctx.in_flight).remove(uid);
+}
+
+fn forget_unless_busy(ctx: &Context, uid: &str) {
+    let busy = lock(&ctx.in_flight).get(uid).is_some_and(|s| !s.is_empty());
+    if !busy {
+        forget(ctx, uid);
+    }
+}
+
+fn error_policy(run: Arc<AnalysisRun>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    let conflict = matches!(error, Error::Api(kube::Error::Api(e)) if e.code == 409);
+    let wait = ctx.failures.failed(Failure {
+        regarding: run.object_ref(&()),
+        key: &key(&run),
+        category: error.category(),
+        message: error.to_string(),
+        report: !conflict,
+    });
+    Requeue::requeue(wait)
+}
+
+/// Argument lookups: the Secrets the run's arguments name (read once per reconcile) and the
+/// run's own fields.
+#[derive(Default)]
+struct Lookups {
+    secrets: BTreeMap<String, BTreeMap<String, String>>,
+    fields: serde_json::Value,
+}
+
+impl Lookups {
+    async fn read(run: &AnalysisRun, client: &Client) -> Result<Self, Error> {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &run.namespace().unwrap_or_default());
+        let mut secrets = BTreeMap::new();
+        for arg in run.spec.args.iter().flatten() {
+            let Some(r) = arg.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()) else {
+                continue;
+            };
+            if secrets.contains_key(&r.name) {
+                continue;
+            }
+            // A missing Secret is reported by the lookup below, naming the argument.
+            if let Some(secret) = api.get_opt(&r.name).await.map_err(Error::Api)? {
+                let data = secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .chain(secret.string_data.unwrap_or_default())
+                    .collect();
+                secrets.insert(r.name.clone(), data);
+            }
+        }
+        Ok(Self {
+            secrets,
+            fields: serde_json::to_value(run).map_err(Error::Serialize)?,
+        })
+    }
+}
+
+impl ArgSource for Lookups {
+    fn secret(&self, r: &SecretKeyRef) -> Result<String, LookupError> {
+        let data = self
+            .secrets
+            .get(&r.name)
+            .ok_or_else(|| LookupError(format!("secrets \"{}\" not found", r.name)))?;
+        data.get(&r.key)
+            .cloned()
+            .ok_or_else(|| LookupError::missing_key(r))
+    }
+
+    fn field(&self, f: &FieldRef) -> Result<String, LookupError> {
+        field_value(&self.fields, &f.field_path)
+            .ok_or_else(|| LookupError(format!("field {} not found in the AnalysisRun", f.field_path)))
+    }
+}
+
+/// `metadata.name`, `metadata.labels['app']`, `spec.x.y` ... of an object, as a string.
+fn field_value(object: &serde_json::Value, path: &str) -> Option<String> {
+    let mut current = object;
+    let mut rest = path;
+    while !rest.is_empty() {
+        let (segment, tail) = match rest.find(['.', '[']) {
+            Some(0) if rest.starts_with('[') => {
+                let end = rest.find(']')?;
+                let key = rest[1..end].trim_matches(|c| c == '\'' || c == '"');
+                current = current.get(key)?;
+                rest = rest[end + 1..].trim_start_matches('.');
+                continue;
+            }
+            Some(i) => (&rest[..i], rest[i..].trim_start_matches('.')),
+            None => (rest, ""),
+        };
+        current = current.get(segment)?;
+        rest = tail;
+    }
+    match current {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null | serde_json::Value::Object(_) | serde_json::Value::Array(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_paths_read_like_the_downward_api() {
+        let run =
+            json!({"metadata": {"name": "r", "labels": {"app": "web", "a.b/c": "x"}}, "spec": {"n": 3}});
+        assert_eq!(field_value(&run, "metadata.name").as_deref(), Some("r"));
+        assert_eq!(
+            field_value(&run, "metadata.labels['app']").as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            field_value(&run, "metadata.labels['a.b/c']").as_deref(),
+            Some("x")
+        );
+        assert_eq!(field_value(&run, "spec.n").as_deref(), Some("3"));
+        assert_eq!(field_value(&run, "metadata.labels['missing']"), None);
+        assert_eq!(field_value(&run, "metadata"), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! Argo's analysis metrics: per-run info gauges computed from the AnalysisRun cache at scrape
+//! time (so deleted runs disappear at once and labels stay bounded by the runs that exist), and
+//! the shared reconcile metrics (`analysis_run_reconcile`, `analysis_run_reconcile_error`).
+
+use kube::runtime::reflector::Store;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use shared_runtime::metrics::ReconcileMetrics;
+use shared_types::analysis::{AnalysisPhase, AnalysisRun};
+
+/// Registers the reconcile metrics and the cache-backed collector.
+pub fn register(registry: &mut Registry, runs: Store<AnalysisRun>) -> ReconcileMetrics {
+    registry.register_collector(Box::new(RunCollector { runs }));
+    ReconcileMetrics::register(registry, "analysis_run", "AnalysisRun")
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    namespace: String,
+    name: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricTypeLabels {
+    namespace: String,
+    name: String,
+    metric: String,
+    r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricPhaseLabels {
+    namespace: String,
+    name: String,
+    metric: String,
+    r#type: String,
+    dry_run: String,
+    phase: String,
+}
+
+#[derive(Debug)]
+struct RunCollector {
+    runs: Store<AnalysisRun>,
+}
+
+impl Collector for RunCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let info = Family::<RunLabels, Gauge>::default();
+        let phases = Family::<RunLabels, Gauge>::default();
+        let types = Family::<MetricTypeLabels, Gauge>::default();
+        let metric_phases = Family::<MetricPhaseLabels, Gauge>::default();
+        for run in self.runs.state() {
+            let namespace = run.metadata.namespace.clone().unwrap_or_default();
+            let name = run.metadata.name.clone().unwrap_or_default();
+            let status = run.status.clone().unwrap_or_default();
+            let phase = status.phase_or_pending();
+            let labels = |phase: AnalysisPhase| RunLabels {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                phase: format!("{phase:?}"),
+            };
+            info.get_or_create(&labels(phase)).set(1);
+            for p in AnalysisPhase::ALL {
+                phases.get_or_create(&labels(p)).set(i64::from(p == phase));
+            }
+            for metric in &run.spec.metrics {
+                let kind = crate::provider::metric_type(metric).to_string();
+                types
+                    .get_or_create(&MetricTypeLabels {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        metric: metric.name.clone(),
+                        r#type: kind.clone(),
+                    })
+                    .set(1);
+                let result = status.metric_result(&metric.name);
+                let current = result.map(|r| r.phase).unwrap_or_default();
+                let dry_run = result.and_then(|r| r.dry_run).unwrap_or(false).to_string();
+                for p in AnalysisPhase::ALL {
+                    metric_phases
+                        .get_or_create(&MetricPhaseLabels {
+                            namespace: namespace.clone(),
+                            name: name.clone(),
+                            metric: metric.name.clone(),
+                            r#type: kind.clone(),
+                            dry_run: dry_run.clone(),
+                            phase: format!("{p:?}"),
+                        })
+                        .set(i64::from(p == current));
+                }
+            }
+        }
+        info.encode(encoder.encode_descriptor(
+            "analysis_run_info",
+            "Information about analysis run.",
+            None,
+            info.metric_type(),
+        )?)?;
+        phases.encode(encoder.encode_descriptor(
+            "analysis_run_phase",
+            "Information on the state of the Analysis Run (DEPRECATED - use analysis_run_info)",
+            None,
+            phases.metric_type(),
+        )?)?;
+        types.encode(encoder.encode_descriptor(
+            "analysis_run_metric_type",
+            "Information on the type of a specific metric in the Analysis Runs.",
+            None,
+            types.metric_type(),
+        )?)?;
+        metric_phases.encode(encoder.encode_descriptor(
+            "analysis_run_metric_phase",
+            "Information on the duration of a specific metric in the Analysis Run.",
+            None,
+            metric_phases.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
