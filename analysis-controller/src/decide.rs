@@ -338,6 +338,17 @@ mod tests {
         })
     }
 
+    /// The run's one metric returned `outcome` just now.
+    fn after(outcome: Result<Reading, ProviderError>, now: Timestamp) -> Decision {
+        let r = run(json!({"phase": "Running", "startedAt": Time(now)}));
+        let finished = [Finished {
+            metric: "success-rate".into(),
+            started_at: now,
+            outcome,
+        }];
+        decide_at(&r, &finished, &[], now)
+    }
+
     #[test]
     fn a_new_run_starts_measuring_at_once_and_not_twice() {
         let now = Timestamp::now();
@@ -356,17 +367,7 @@ mod tests {
     #[test]
     fn a_reading_is_judged_and_the_next_one_is_due_an_interval_later() {
         let now = Timestamp::now();
-        let r = run(json!({"phase": "Running", "startedAt": Time(now)}));
-        let d = decide_at(
-            &r,
-            &[Finished {
-                metric: "success-rate".into(),
-                started_at: now,
-                outcome: value(0.98),
-            }],
-            &[],
-            now,
-        );
+        let d = after(value(0.98), now);
         let result = &d.status.metric_results.as_ref().expect("results")[0];
         assert_eq!(result.successful, Some(1));
         assert_eq!(
@@ -382,17 +383,7 @@ mod tests {
     #[test]
     fn a_failed_measurement_past_the_limit_fails_the_run_with_the_cause() {
         let now = Timestamp::now();
-        let r = run(json!({"phase": "Running", "startedAt": Time(now)}));
-        let d = decide_at(
-            &r,
-            &[Finished {
-                metric: "success-rate".into(),
-                started_at: now,
-                outcome: value(0.62),
-            }],
-            &[],
-            now,
-        );
+        let d = after(value(0.62), now);
         assert_eq!(d.status.phase, Some(AnalysisPhase::Failed));
         let message = d.status.message.clone().unwrap_or_default();
         assert!(
@@ -412,17 +403,7 @@ mod tests {
     #[test]
     fn a_provider_error_is_an_error_measurement_retried_later() {
         let now = Timestamp::now();
-        let r = run(json!({"phase": "Running", "startedAt": Time(now)}));
-        let d = decide_at(
-            &r,
-            &[Finished {
-                metric: "success-rate".into(),
-                started_at: now,
-                outcome: Err(ProviderError::new("cannot connect")),
-            }],
-            &[],
-            now,
-        );
+        let d = after(Err(ProviderError::new("cannot connect")), now);
         let m = &d.status.metric_results.as_ref().expect("results")[0];
         assert_eq!(m.consecutive_error, Some(1));
         assert_eq!(d.status.phase, Some(AnalysisPhase::Running));
