@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum, builder::NonEmptyStringValueParser};
 use shared_types::duration::parse_seconds_or_duration;
 
 use crate::cmd::wait::Condition;
@@ -326,9 +326,13 @@ pub struct RestartArgs {
     pub in_: Option<String>,
 }
 
-/// `create` flags.
+/// `create` flags: `create -f FILE...`, or `create analysisrun ...`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CreateArgs {
+    /// `create analysisrun`, when given (the flags below are then not allowed).
+    #[command(subcommand)]
+    pub command: Option<CreateCommand>,
     /// Files to use to create the resource
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
@@ -338,6 +342,49 @@ pub struct CreateArgs {
     /// Do not colorize output
     #[arg(long)]
     pub no_color: bool,
+}
+
+/// `create` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Create an AnalysisRun from an AnalysisTemplate or a ClusterAnalysisTemplate
+    #[command(name = "analysisrun", visible_aliases = ["ar"])]
+    AnalysisRun(CreateAnalysisRunArgs),
+}
+
+/// `create analysisrun` flags. Exactly one template source; `--name` and `--generate-name`
+/// exclude each other (the default is generateName `<template>-`).
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("source")
+        .required(true)
+        .args(["from", "from_cluster_template", "from_file"])
+))]
+pub struct CreateAnalysisRunArgs {
+    /// Create an AnalysisRun from an AnalysisTemplate (with --global, a ClusterAnalysisTemplate) in the cluster
+    #[arg(long, value_name = "TEMPLATE", value_parser = NonEmptyStringValueParser::new())]
+    pub from: Option<String>,
+    /// Create an AnalysisRun from a ClusterAnalysisTemplate in the cluster (same as --global --from)
+    #[arg(long, value_name = "TEMPLATE", value_parser = NonEmptyStringValueParser::new())]
+    pub from_cluster_template: Option<String>,
+    /// Create an AnalysisRun from an AnalysisTemplate or ClusterAnalysisTemplate in a local file
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Use a ClusterAnalysisTemplate instead of a AnalysisTemplate
+    #[arg(long)]
+    pub global: bool,
+    /// Use the specified name for the run
+    #[arg(long, value_parser = NonEmptyStringValueParser::new(), conflicts_with = "generate_name")]
+    pub name: Option<String>,
+    /// Use the specified generateName for the run (default: "<template>-")
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub generate_name: Option<String>,
+    /// Instance-ID for the AnalysisRun
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// Arguments to the parameter template (NAME=VALUE, repeatable)
+    #[arg(short = 'a', long = "argument", value_name = "NAME=VALUE")]
+    pub arguments: Vec<TemplateArgument>,
 }
 
 /// `lint` flags.
@@ -400,6 +447,30 @@ impl FromStr for ContainerImage {
     }
 }
 
+/// A `-a NAME=VALUE` argument of `create analysisrun`: split at the first `=`, so the value may
+/// contain `=` and may be empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateArgument {
+    /// Argument name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+impl FromStr for TemplateArgument {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok(TemplateArgument {
+                name: name.to_string(),
+                value: value.to_string(),
+            }),
+            _ => Err("arguments must be in the form NAME=VALUE".into()),
+        }
+    }
+}
+
 /// Checks a `--in` delay and keeps it as written (it is echoed back).
 fn parse_delay(s: &str) -> Result<String, String> {
     parse_seconds_or_duration(s)
@@ -440,6 +511,57 @@ mod tests {
             cli.command,
             Command::Terminate(TerminateCommand::AnalysisRun(_))
         ));
+        let cli = Cli::try_parse_from([
+            "k", "create", "ar", "--from", "t", "-a", "x=a=b", "-a", "y=", "--name", "r",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Create(CreateArgs {
+                command: Some(CreateCommand::AnalysisRun(a)),
+                ..
+            }) => {
+                assert_eq!(a.from.as_deref(), Some("t"));
+                assert_eq!(a.name.as_deref(), Some("r"));
+                let args: Vec<(&str, &str)> = a
+                    .arguments
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.value.as_str()))
+                    .collect();
+                assert_eq!(args, [("x", "a=b"), ("y", "")]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["k", "create", "-f", "a.yaml", "-w"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Create(CreateArgs {
+                command: None,
+                watch: true,
+                ..
+            })
+        ));
+        for bad in [
+            &["k", "create"][..],
+            &["k", "create", "analysisrun"],
+            &["k", "create", "ar", "--from", "a", "--from-file", "f.yaml"],
+            &["k", "create", "ar", "--from", "a", "--from-cluster-template", "b"],
+            &[
+                "k",
+                "create",
+                "ar",
+                "--from",
+                "a",
+                "--name",
+                "n",
+                "--generate-name",
+                "g-",
+            ],
+            &["k", "create", "ar", "--from", "a", "-a", "novalue"],
+            &["k", "create", "ar", "--from", "a", "-a", "=v"],
+            &["k", "create", "ar", "--from", ""],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
         let cli = Cli::try_parse_from(["k", "list", "rollout", "-A"]).unwrap();
         assert!(matches!(
             cli.command,

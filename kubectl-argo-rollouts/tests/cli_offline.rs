@@ -220,6 +220,90 @@ async fn bad_arguments_are_one_line() {
 }
 
 #[tokio::test]
+async fn create_analysisrun_argument_errors() {
+    for (args, message) in [
+        (
+            &["create", "analysisrun"][..],
+            "the following required arguments were not provided: <--from <TEMPLATE>|--from-cluster-template <TEMPLATE>|--from-file <FILE>>",
+        ),
+        (
+            &["create", "ar", "--from", "a", "--from-cluster-template", "b"],
+            "the argument '--from <TEMPLATE>' cannot be used with '--from-cluster-template <TEMPLATE>'",
+        ),
+        (
+            &["create", "ar", "--from", "a", "--from-file", "t.yaml"],
+            "the argument '--from <TEMPLATE>' cannot be used with '--from-file <FILE>'",
+        ),
+        (
+            &[
+                "create",
+                "ar",
+                "--from",
+                "a",
+                "--name",
+                "r",
+                "--generate-name",
+                "r-",
+            ],
+            "the argument '--name <NAME>' cannot be used with '--generate-name <GENERATE_NAME>'",
+        ),
+        (
+            &["create", "ar", "--from", "a", "-a", "service"],
+            "invalid value 'service' for '--argument <NAME=VALUE>': arguments must be in the form NAME=VALUE",
+        ),
+        (
+            &["create", "ar", "--from", "a", "--argument", "=canary"],
+            "invalid value '=canary' for '--argument <NAME=VALUE>': arguments must be in the form NAME=VALUE",
+        ),
+        (
+            &["create", "ar", "--from", ""],
+            "a value is required for '--from <TEMPLATE>' but none was supplied",
+        ),
+        (
+            &["create", "-f", "x.yaml", "analysisrun", "--from", "a"],
+            "the subcommand 'analysisrun' cannot be used with '--filename <FILES>'",
+        ),
+    ] {
+        let o = kar(args).await;
+        assert_eq!(o.status, ExitStatus::Usage, "{args:?}: {}", o.err);
+        assert_eq!(single_error_line(&o), message, "{args:?}");
+        assert!(o.out.is_empty(), "{args:?}");
+    }
+    // `create` without a subcommand still wants files.
+    let o = kar(&["create"]).await;
+    assert_eq!(
+        single_error_line(&o),
+        "the following required arguments were not provided: --filename <FILES>"
+    );
+}
+
+#[tokio::test]
+async fn create_analysisrun_help_and_completion() {
+    let o = kar(&["create", "--help"]).await;
+    assert!(o.out.contains("analysisrun  Create an AnalysisRun"), "{}", o.out);
+    let o = kar(&["create", "ar", "--help"]).await;
+    assert_eq!(o.status, ExitStatus::Success);
+    for flag in [
+        "--from <TEMPLATE>",
+        "--from-cluster-template <TEMPLATE>",
+        "--from-file <FILE>",
+        "--global",
+        "--name <NAME>",
+        "--generate-name <GENERATE_NAME>",
+        "--instance-id <INSTANCE_ID>",
+        "-a, --argument <NAME=VALUE>",
+    ] {
+        assert!(o.out.contains(flag), "{flag} missing:\n{}", o.out);
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let o = kar(&["completion", shell]).await;
+        assert_eq!(o.status, ExitStatus::Success, "{shell}");
+        assert!(o.out.contains("analysisrun"), "{shell}");
+        assert!(o.out.contains("from-cluster-template"), "{shell}");
+    }
+}
+
+#[tokio::test]
 async fn help_goes_to_stdout() {
     let o = kar(&["--help"]).await;
     assert_eq!(o.status, ExitStatus::Success);

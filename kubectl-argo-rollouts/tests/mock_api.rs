@@ -63,7 +63,9 @@ fn failure(method: Method, path: &'static str, code: u16, reason: &str, message:
     }
 }
 
-async fn serve(mut handle: Mock, exchanges: Vec<Exchange>) {
+/// Answers `exchanges` in order and returns the JSON bodies the client sent (POST and PATCH).
+async fn serve(mut handle: Mock, exchanges: Vec<Exchange>) -> Vec<Value> {
+    let mut sent = Vec::new();
     for (i, ex) in exchanges.into_iter().enumerate() {
         let (request, send): (Request<Body>, SendResponse<Response<Body>>) = handle
             .next_request()
@@ -93,6 +95,9 @@ async fn serve(mut handle: Mock, exchanges: Vec<Exchange>) {
             assert_eq!(got, Some(ct), "request {i}: {uri}");
         }
         let body = request.into_body().collect_bytes().await.unwrap();
+        if ex.method == Method::PATCH || ex.method == Method::POST {
+            sent.push(serde_json::from_slice(&body).unwrap());
+        }
         if let Some(expected) = ex.body {
             let got: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(got, expected, "request {i}: {uri}");
@@ -108,12 +113,15 @@ async fn serve(mut handle: Mock, exchanges: Vec<Exchange>) {
             .unwrap();
         send.send_response(response);
     }
+    sent
 }
 
 struct Output {
     status: ExitStatus,
     out: String,
     err: String,
+    /// JSON bodies of the POST and PATCH requests, in order.
+    sent: Vec<Value>,
 }
 
 /// Runs `args` against the mock, which must see exactly `exchanges`.
@@ -134,7 +142,7 @@ async fn run(args: &[&str], exchanges: Vec<Exchange>) -> Output {
         Ok(()) => ExitStatus::Success,
         Err(e) => report(&e, &mut io),
     };
-    tokio::time::timeout(std::time::Duration::from_secs(5), server)
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(5), server)
         .await
         .expect("mock server finished")
         .unwrap();
@@ -142,6 +150,7 @@ async fn run(args: &[&str], exchanges: Vec<Exchange>) -> Output {
         status,
         out: String::from_utf8(out).unwrap(),
         err: String::from_utf8(err).unwrap(),
+        sent,
     }
 }
 
@@ -751,4 +760,371 @@ async fn list_rollouts() {
     )
     .await;
     assert_eq!((o.out.as_str(), o.err.as_str()), ("", "No resources found.\n"));
+}
+
+const AR: &str = "/apis/argoproj.io/v1alpha1/namespaces/default/analysisruns?";
+
+fn web_metric(name: &str) -> Value {
+    json!({"name": name, "successCondition": "result == true", "provider": {"web": {"url": "http://x/{{args.service}}"}}})
+}
+
+fn analysis_template(kind: &str, name: &str, spec: Value) -> Value {
+    let mut metadata = json!({"name": name, "resourceVersion": "7", "uid": format!("uid-{name}"),
+        "labels": {"team": "a"}});
+    if kind == "AnalysisTemplate" {
+        metadata["namespace"] = json!("default");
+    }
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": kind, "metadata": metadata, "spec": spec})
+}
+
+/// The created run as the API server returns it: the request with a generated name.
+fn created_run(sent_name: &str) -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": sent_name, "namespace": "default"}, "spec": {"metrics": []}})
+}
+
+fn metric_names(run: &Value) -> Vec<&str> {
+    run["spec"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect()
+}
+
+fn not_found(path: &'static str, what: &str, name: &str) -> Exchange {
+    failure(
+        Method::GET,
+        path,
+        404,
+        "NotFound",
+        &format!("{what}.argoproj.io \"{name}\" not found"),
+    )
+}
+
+#[tokio::test]
+async fn create_analysisrun_from_a_template_with_nested_ones() {
+    // top -> [mid, shared (cluster)], mid -> [leaf, shared (read once)].
+    let top = analysis_template(
+        "AnalysisTemplate",
+        "top",
+        json!({
+            "args": [{"name": "service"}, {"name": "threshold", "value": "0.95"}, {"name": "window", "value": "5m"}],
+            "metrics": [web_metric("a")],
+            "dryRun": [{"metricName": "a"}],
+            "templates": [{"templateName": "mid"}, {"templateName": "shared", "clusterScope": true}]
+        }),
+    );
+    let mid = analysis_template(
+        "AnalysisTemplate",
+        "mid",
+        json!({"metrics": [web_metric("b")], "templates": [
+            {"templateName": "leaf"}, {"templateName": "shared", "clusterScope": true}]}),
+    );
+    let shared = analysis_template(
+        "ClusterAnalysisTemplate",
+        "shared",
+        json!({"metrics": [web_metric("d")], "args": [{"name": "service"}]}),
+    );
+    let leaf = analysis_template("AnalysisTemplate", "leaf", json!({"metrics": [web_metric("c")]}));
+    let o = run(
+        &[
+            "create",
+            "analysisrun",
+            "--from",
+            "top",
+            "-a",
+            "service=canary",
+            "-a",
+            "threshold=0.99",
+            "-a",
+            "undeclared=x",
+        ],
+        vec![
+            ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/top",
+                top,
+            ),
+            ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/mid",
+                mid,
+            ),
+            ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/clusteranalysistemplates/shared",
+                shared,
+            ),
+            ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/leaf",
+                leaf,
+            ),
+            ok(Method::POST, AR, created_run("top-x7k2p")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.out.as_str(), o.err.as_str()),
+        (
+            ExitStatus::Success,
+            "analysisrun.argoproj.io/top-x7k2p created\n",
+            ""
+        )
+    );
+    let [run] = o.sent.as_slice() else {
+        panic!("one POST expected: {:?}", o.sent)
+    };
+    assert_eq!(run["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(run["kind"], "AnalysisRun");
+    assert_eq!(
+        run["metadata"],
+        json!({"generateName": "top-", "namespace": "default"}),
+        "no name, labels, uid or resourceVersion from the template"
+    );
+    // Namespaced templates depth first (top, mid, leaf), then the cluster one.
+    assert_eq!(metric_names(run), ["a", "b", "c", "d"]);
+    assert_eq!(run["spec"]["metrics"][0], web_metric("a"));
+    assert_eq!(
+        run["spec"]["args"],
+        json!([{"name": "service", "value": "canary"}, {"name": "threshold", "value": "0.99"},
+            {"name": "window", "value": "5m"}])
+    );
+    assert_eq!(run["spec"]["dryRun"], json!([{"metricName": "a"}]));
+    assert!(run["spec"].get("templates").is_none() && run.get("status").is_none());
+}
+
+#[tokio::test]
+async fn create_analysisrun_from_a_cluster_template_with_name_and_instance_id() {
+    let shared = analysis_template(
+        "ClusterAnalysisTemplate",
+        "shared",
+        json!({"metrics": [web_metric("d")], "args": [{"name": "service", "value": "stable"}]}),
+    );
+    for flags in [
+        &["--from-cluster-template", "shared"][..],
+        &["--global", "--from", "shared"],
+    ] {
+        let mut args = vec!["create", "ar"];
+        args.extend_from_slice(flags);
+        args.extend(["--name", "my-run", "--instance-id", "blue"]);
+        let o = run(
+            &args,
+            vec![
+                ok(
+                    Method::GET,
+                    "/apis/argoproj.io/v1alpha1/clusteranalysistemplates/shared",
+                    shared.clone(),
+                ),
+                ok(Method::POST, AR, created_run("my-run")),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (o.status, o.out.as_str()),
+            (ExitStatus::Success, "analysisrun.argoproj.io/my-run created\n"),
+            "{flags:?}: {}",
+            o.err
+        );
+        let run = &o.sent[0];
+        assert_eq!(
+            run["metadata"],
+            json!({"name": "my-run", "namespace": "default",
+                "labels": {"argo-rollouts.argoproj.io/controller-instance-id": "blue"}})
+        );
+        assert_eq!(metric_names(run), ["d"]);
+        assert_eq!(
+            run["spec"]["args"],
+            json!([{"name": "service", "value": "stable"}])
+        );
+    }
+
+    let o = run(
+        &["create", "ar", "--from", "t", "--generate-name", "smoke-"],
+        vec![
+            ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/t",
+                analysis_template("AnalysisTemplate", "t", json!({"metrics": [web_metric("m")]})),
+            ),
+            ok(Method::POST, AR, created_run("smoke-abcde")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        o.out, "analysisrun.argoproj.io/smoke-abcde created\n",
+        "{}",
+        o.err
+    );
+    assert_eq!(
+        o.sent[0]["metadata"],
+        json!({"generateName": "smoke-", "namespace": "default"})
+    );
+}
+
+#[tokio::test]
+async fn create_analysisrun_from_file() {
+    let dir = std::env::temp_dir().join(format!("kar-create-ar-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("template.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  name: local\nspec:\n  args:\n  - name: service\n  metrics:\n  - name: m\n    provider:\n      web:\n        url: http://x\n  templates:\n  - templateName: shared\n    clusterScope: true\n",
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "create",
+            "ar",
+            "--from-file",
+            file.to_str().unwrap(),
+            "-a",
+            "service=s",
+        ],
+        vec![
+            ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/clusteranalysistemplates/shared",
+                analysis_template(
+                    "ClusterAnalysisTemplate",
+                    "shared",
+                    json!({"metrics": [web_metric("d")]}),
+                ),
+            ),
+            ok(Method::POST, AR, created_run("local-abcde")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        o.out, "analysisrun.argoproj.io/local-abcde created\n",
+        "{}",
+        o.err
+    );
+    assert_eq!(o.sent[0]["metadata"]["generateName"], "local-");
+    assert_eq!(metric_names(&o.sent[0]), ["m", "d"]);
+
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: r\n",
+    )
+    .unwrap();
+    let o = run(&["create", "ar", "--from-file", file.to_str().unwrap()], vec![]).await;
+    assert_eq!(o.status, ExitStatus::Failure);
+    assert!(
+        o.err.ends_with(
+            "expected an AnalysisTemplate or ClusterAnalysisTemplate, found argoproj.io/v1alpha1/Rollout\n"
+        ),
+        "{}",
+        o.err
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn create_analysisrun_errors() {
+    // The chosen template is missing: the API server's message, as Argo prints it.
+    let o = run(
+        &["create", "ar", "--from", "nope"],
+        vec![not_found(
+            "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/nope",
+            "analysistemplates",
+            "nope",
+        )],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.err.as_str()),
+        (
+            ExitStatus::Failure,
+            "Error: analysistemplates.argoproj.io \"nope\" not found\n"
+        )
+    );
+    let o = run(
+        &["create", "ar", "--from-cluster-template", "nope"],
+        vec![not_found(
+            "/apis/argoproj.io/v1alpha1/clusteranalysistemplates/nope",
+            "clusteranalysistemplates",
+            "nope",
+        )],
+    )
+    .await;
+    assert_eq!(
+        o.err,
+        "Error: clusteranalysistemplates.argoproj.io \"nope\" not found\n"
+    );
+
+    // An argument without value: nothing is created.
+    let with_arg = analysis_template(
+        "AnalysisTemplate",
+        "t",
+        json!({"args": [{"name": "service-name"}], "metrics": [web_metric("m")]}),
+    );
+    let o = run(
+        &["create", "ar", "--from", "t", "-a", "other=x"],
+        vec![ok(
+            Method::GET,
+            "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/t",
+            with_arg,
+        )],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.err.as_str(), o.sent.len()),
+        (
+            ExitStatus::Failure,
+            "Error: args.service-name was not resolved\n",
+            0
+        )
+    );
+
+    // A nested template is missing.
+    let nesting = analysis_template(
+        "AnalysisTemplate",
+        "t",
+        json!({"metrics": [web_metric("m")], "templates": [{"templateName": "gone"}]}),
+    );
+    let o = run(
+        &["create", "ar", "--from", "t"],
+        vec![
+            ok(
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/t",
+                nesting,
+            ),
+            not_found(
+                "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/gone",
+                "analysistemplates",
+                "gone",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (o.status, o.err.as_str()),
+        (
+            ExitStatus::Failure,
+            "Error: AnalysisTemplate \"gone\" not found\n"
+        )
+    );
+
+    // A template nesting itself is read once and reported as a cycle.
+    let looping = analysis_template(
+        "AnalysisTemplate",
+        "t",
+        json!({"metrics": [web_metric("m")], "templates": [{"templateName": "t"}]}),
+    );
+    let o = run(
+        &["create", "ar", "--from", "t"],
+        vec![ok(
+            Method::GET,
+            "/apis/argoproj.io/v1alpha1/namespaces/default/analysistemplates/t",
+            looping,
+        )],
+    )
+    .await;
+    assert_eq!(
+        o.err,
+        "Error: analysis templates reference each other in a cycle: t -> t\n"
+    );
 }

@@ -4,6 +4,7 @@
 pub mod abort;
 pub mod completion;
 pub mod create;
+pub mod create_analysis_run;
 pub mod get;
 pub mod lint;
 pub mod list;
@@ -26,7 +27,10 @@ use serde::Serialize;
 
 use crate::{
     Io,
-    cli::{Cli, Command, GetCommand, ListCommand, OutputFormat, RetryCommand, SetCommand, TerminateCommand},
+    cli::{
+        Cli, Command, CreateArgs, CreateCommand, GetCommand, ListCommand, OutputFormat, RetryCommand,
+        SetCommand, TerminateCommand,
+    },
     error::Error,
     kube::{Session, connect},
 };
@@ -72,6 +76,10 @@ pub async fn run_with_session(command: Command, session: &Session, io: &mut Io<'
         Command::Terminate(TerminateCommand::Experiment(args)) => {
             terminate::experiments(session, &args.names, io.out).await
         }
+        Command::Create(CreateArgs {
+            command: Some(CreateCommand::AnalysisRun(args)),
+            ..
+        }) => create_analysis_run::run(session, &args, io.out).await,
         Command::Create(args) => create::run(session, &args, io).await,
         Command::Version(_) | Command::Completion(_) | Command::Lint(_) => Err(Error::msg(
             "internal error: offline command dispatched with a session",
