@@ -24,6 +24,11 @@ if [[ ${E2E:-1} != 0 ]]; then
     (apt-get update -qq && apt-get install -y -qq tmux) >&2
   fi
 fi
+# A real Prometheus server (Debian package) for the analysis tests: the analysis controller's
+# provider tests and the e2e library's helper test need it in the unit phase too.
+if [[ ! -x ${PROMETHEUS_BIN:-/usr/bin/prometheus} && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) >&2
+fi
 
 phase "cargo fmt --check"
 cargo fmt --all --check

@@ -285,6 +285,7 @@ pub fn free_port() -> Result<u16> {
 /// One of our binaries running against the test cluster; killed when dropped.
 pub struct Process {
     child: tokio::process::Child,
+    binary: String,
     /// Where its stdout and stderr go.
     pub log: PathBuf,
 }
@@ -315,7 +316,11 @@ impl Process {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", path.display()))?;
-        Ok(Self { child, log })
+        Ok(Self {
+            child,
+            binary: binary.to_string(),
+            log,
+        })
     }
 
     /// The process id.
@@ -344,16 +349,13 @@ impl Process {
     /// Waits until `/readyz` on the admin `port` answers 200, failing at once (with the end of
     /// its log) if the process exits first.
     pub async fn wait_ready(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let name = self
-            .log
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let start = Instant::now();
         loop {
             if let Some(status) = self.exited() {
                 bail!(
-                    "{name}: the process exited ({status}) before /readyz answered 200; its log ends with:\n{}",
+                    "{} exited ({status}) before /readyz answered 200; {} ends with:\n{}",
+                    self.binary,
+                    self.log.display(),
                     self.log_tail(30)
                 );
             }
@@ -362,7 +364,9 @@ impl Process {
             }
             if start.elapsed() > timeout {
                 bail!(
-                    "{name}: /readyz not 200 after {timeout:?}; its log ends with:\n{}",
+                    "{}: /readyz not 200 after {timeout:?}; {} ends with:\n{}",
+                    self.binary,
+                    self.log.display(),
                     self.log_tail(30)
                 );
             }
@@ -610,4 +614,29 @@ pub fn analysis_run_rows(get_rollout: &str) -> Vec<String> {
             tokens.join(" ")
         })
         .collect()
+}
+
+/// Starts the experiment controller for one namespace, with its admin endpoints on a free port
+/// and its Lease in the test's namespace (tests run in parallel, each with its own
+/// controllers). Its log is part of the namespace's failure dump. Returns the process and the
+/// admin port once `/readyz` answers 200.
+pub async fn start_experiment_controller(ns: &mut TestNamespace, extra: &[&str]) -> Result<(Process, u16)> {
+    let port = free_port()?;
+    let mut args = vec![
+        "--namespace".to_string(),
+        ns.name.clone(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--healthz-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--loglevel".into(),
+        "info,experiment_controller=debug".into(),
+        "--leader-election-namespace".into(),
+        ns.name.clone(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut process = Process::start("experiment-controller", &args)?;
+    ns.attach_log(process.log.clone());
+    process.wait_ready(port, Duration::from_secs(60)).await?;
+    Ok((process, port))
 }

@@ -407,3 +407,49 @@ fn config_yaml(targets: &[SocketAddr]) -> String {
         targets.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The seed templates' query, as the e2e tests use it: the ratio follows the request rates,
+    /// and a switch to a high rate shows within a few scrapes despite the `[1m]` window.
+    #[tokio::test]
+    async fn rates_drive_the_success_ratio_of_a_real_prometheus() {
+        let exporter = Exporter::start().await;
+        exporter.set_istio_request_rates("svc", "wl", 0.1, 0.9);
+        exporter.set("static_total", &[("a", "b\"c")], 42.0);
+        let prometheus = Prometheus::start(&[exporter.addr()]).await.unwrap();
+        prometheus
+            .wait_until_scraped(Duration::from_secs(30))
+            .await
+            .unwrap();
+        prometheus
+            .wait_for_value("static_total", 42.0, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let ratio = "scalar(sum(rate(istio_requests_total{destination_service_name=\"svc\",response_code=~\"2..\"}[1m])) \
+                     / sum(rate(istio_requests_total{destination_service_name=\"svc\"}[1m])))";
+        prometheus
+            .wait_until(ratio, Duration::from_secs(15), |v| {
+                v.len() == 1 && (v[0] - 0.1).abs() < 0.01
+            })
+            .await
+            .unwrap();
+        exporter.set_istio_request_rates("svc", "wl", 10_000.0, 0.0);
+        let switched = Instant::now();
+        prometheus
+            .wait_until(ratio, Duration::from_secs(10), |v| v.len() == 1 && v[0] >= 0.95)
+            .await
+            .unwrap();
+        assert!(
+            switched.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            switched.elapsed()
+        );
+        // Counters never go down when the rate changes.
+        let total = prometheus.query("sum(istio_requests_total)").await.unwrap();
+        assert!(total[0] > 0.0, "{total:?}");
+    }
+}
