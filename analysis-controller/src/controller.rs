@@ -29,7 +29,7 @@ use shared_runtime::{
     synced::{self, Synced},
 };
 use shared_types::{
-    analysis::{AnalysisRun, FieldRef, Metric, SecretKeyRef},
+    analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, FieldRef, Metric, SecretKeyRef},
     constants::field_manager,
 };
 use tracing::{debug, info, warn};
@@ -104,11 +104,34 @@ pub async fn run(args: Args) -> Result<(), Error> {
         )
         .default_backoff(),
     );
+    // Templates only feed `analysis_template_info` / `analysis_template_metric_info`.
+    let (templates, writer) = reflector::store::<AnalysisTemplate>();
+    let (template_events, templates_synced) = synced::track(
+        watcher(
+            rt.api::<AnalysisTemplate>(),
+            watcher::Config::default().labels(&rt.instance_selector),
+        )
+        .default_backoff()
+        .reflect(writer),
+    );
+    let (cluster_templates, writer) = reflector::store::<ClusterAnalysisTemplate>();
+    let (cluster_template_events, cluster_templates_synced) = synced::track(
+        watcher(
+            Api::<ClusterAnalysisTemplate>::all(rt.client.clone()),
+            watcher::Config::default().labels(&rt.instance_selector),
+        )
+        .default_backoff()
+        .reflect(writer),
+    );
+    let caches = futures::future::join(
+        template_events.for_each(|_| futures::future::ready(())),
+        cluster_template_events.for_each(|_| futures::future::ready(())),
+    );
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let ctx = Arc::new(Context {
         client: rt.client.clone(),
         events: rt.events.clone(),
-        metrics: crate::metrics::register(&mut rt.registry, runs.clone()),
+        metrics: crate::metrics::register(&mut rt.registry, runs.clone(), templates, cluster_templates),
         failures: FailurePolicy::new(rt.events.clone(), "ReconcileError"),
         env: ProviderEnv::from_env(),
         provider_timeout: Duration::from_secs(args.provider_timeout_seconds.max(1)),
@@ -127,7 +150,19 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 warn!(error = %e, "reconcile failed");
             }
         });
-    rt.run(Synced::all([runs_synced, jobs_synced]), work).await?;
+    let work = async move {
+        tokio::select! {
+            () = work => {},
+            _ = caches => warn!("a template watch ended"),
+        }
+    };
+    let synced = Synced::all([
+        runs_synced,
+        jobs_synced,
+        templates_synced,
+        cluster_templates_synced,
+    ]);
+    rt.run(synced, work).await?;
     Ok(())
 }
 

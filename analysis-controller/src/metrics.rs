@@ -10,11 +10,20 @@ use prometheus_client::{
     registry::Registry,
 };
 use shared_runtime::metrics::ReconcileMetrics;
-use shared_types::analysis::{AnalysisPhase, AnalysisRun};
+use shared_types::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Metric};
 
-/// Registers the reconcile metrics and the cache-backed collector.
-pub fn register(registry: &mut Registry, runs: Store<AnalysisRun>) -> ReconcileMetrics {
+/// Registers the reconcile metrics and the cache-backed collectors.
+pub fn register(
+    registry: &mut Registry,
+    runs: Store<AnalysisRun>,
+    templates: Store<AnalysisTemplate>,
+    cluster_templates: Store<ClusterAnalysisTemplate>,
+) -> ReconcileMetrics {
     registry.register_collector(Box::new(RunCollector { runs }));
+    registry.register_collector(Box::new(TemplateCollector {
+        templates,
+        cluster_templates,
+    }));
     ReconcileMetrics::register(registry, "analysis_run", "AnalysisRun")
 }
 
@@ -118,6 +127,79 @@ impl Collector for RunCollector {
             "Information on the duration of a specific metric in the Analysis Run.",
             None,
             metric_phases.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TemplateLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TemplateMetricLabels {
+    namespace: String,
+    name: String,
+    r#type: String,
+    metric: String,
+}
+
+/// `analysis_template_info` and `analysis_template_metric_info` (cluster templates have an
+/// empty namespace, as in Argo).
+#[derive(Debug)]
+struct TemplateCollector {
+    templates: Store<AnalysisTemplate>,
+    cluster_templates: Store<ClusterAnalysisTemplate>,
+}
+
+impl Collector for TemplateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let info = Family::<TemplateLabels, Gauge>::default();
+        let metrics = Family::<TemplateMetricLabels, Gauge>::default();
+        let add = |namespace: String, name: String, template_metrics: &[Metric]| {
+            info.get_or_create(&TemplateLabels {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            })
+            .set(1);
+            for metric in template_metrics {
+                metrics
+                    .get_or_create(&TemplateMetricLabels {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        r#type: crate::provider::metric_type(metric).to_string(),
+                        metric: metric.name.clone(),
+                    })
+                    .set(1);
+            }
+        };
+        for t in self.templates.state() {
+            add(
+                t.metadata.namespace.clone().unwrap_or_default(),
+                t.metadata.name.clone().unwrap_or_default(),
+                t.spec.metrics.as_deref().unwrap_or_default(),
+            );
+        }
+        for t in self.cluster_templates.state() {
+            add(
+                String::new(),
+                t.metadata.name.clone().unwrap_or_default(),
+                t.spec.metrics.as_deref().unwrap_or_default(),
+            );
+        }
+        info.encode(encoder.encode_descriptor(
+            "analysis_template_info",
+            "Information about analysis templates.",
+            None,
+            info.metric_type(),
+        )?)?;
+        metrics.encode(encoder.encode_descriptor(
+            "analysis_template_metric_info",
+            "Information on metrics in analysis templates.",
+            None,
+            metrics.metric_type(),
         )?)?;
         Ok(())
     }
