@@ -74,6 +74,9 @@ pub struct Context {
     finished: Mutex<HashMap<String, Vec<Finished>>>,
     /// Wakes a run whose provider call finished.
     wake: futures::channel::mpsc::UnboundedSender<ObjectRef<AnalysisRun>>,
+    /// The resourceVersion each run had when this process last wrote its status: while the
+    /// cache still shows it, the write has not arrived and a reconcile would only conflict.
+    written_from: Mutex<HashMap<String, String>>,
 }
 
 /// Which runs this process measures: one function of the run, so runs can later be split over
@@ -138,6 +141,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         in_flight: Mutex::default(),
         finished: Mutex::default(),
         wake,
+        written_from: Mutex::default(),
     });
     let work = Controller::for_stream(events.applied_objects(), runs)
         .with_config(ControllerConfig::default().concurrency(args.analysis_threads))
@@ -146,8 +150,13 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .graceful_shutdown_on(rt.shutdown_signal())
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "reconcile failed");
+            match res {
+                // A run deleted while a re-check was scheduled: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    debug!(run = %obj.name, "run gone")
+                }
+                Err(e) => warn!(error = %e, "reconcile failed"),
+                Ok(_) => {}
             }
         });
     let work = async move {
@@ -196,6 +205,19 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, 
 
 async fn reconcile_run(run: &Arc<AnalysisRun>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
     let uid = run.uid().unwrap_or_default();
+    {
+        let mut written = lock(&ctx.written_from);
+        match written.get(&uid) {
+            // Our last status write is not in the cache yet: look again in a moment.
+            Some(from) if Some(from) == run.resource_version().as_ref() => {
+                return Ok(Requeue::requeue(Duration::from_millis(100)));
+            }
+            Some(_) => {
+                written.remove(&uid);
+            }
+            None => {}
+        }
+    }
     let namespace = run.namespace().unwrap_or_default();
     let finished = lock(&ctx.finished).get(&uid).cloned().unwrap_or_default();
     let in_flight = lock(&ctx.in_flight).get(&uid).cloned().unwrap_or_default();
@@ -248,6 +270,7 @@ async fn reconcile_run(run: &Arc<AnalysisRun>, ctx: &Arc<Context>) -> Result<Req
             Err(e) => return Err(Error::Api(e)),
         }
         forget(ctx, &uid);
+        lock(&ctx.written_from).remove(&uid);
         return Ok(Requeue::await_change());
     }
     write_status(run, &decision, &secrets, ctx).await?;
@@ -319,6 +342,9 @@ async fn write_status(
     api.patch_status(&run.name_any(), &params, &Patch::Merge(&patch))
         .await
         .map_err(Error::Api)?;
+    if let (Some(uid), Some(from)) = (run.uid(), run.resource_version()) {
+        lock(&ctx.written_from).insert(uid, from);
+    }
     Ok(())
 }
 

@@ -250,9 +250,10 @@ impl Controller {
     pub fn start(argv: Vec<String>, kubeconfig: &Path, log: PathBuf) -> Result<Self> {
         let program = &argv[0];
         if program.contains('/') && !Path::new(program).exists() {
-            bail!(
-                "{program} does not exist (for our controller: cargo build -p rollout-controller --release)"
-            );
+            let package = Path::new(program)
+                .file_name()
+                .map_or_else(|| "<controller>".into(), |f| f.to_string_lossy());
+            bail!("{program} does not exist (for our controllers: cargo build -p {package} --release)");
         }
         let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = tokio::process::Command::new(program)
@@ -270,6 +271,15 @@ impl Controller {
             log,
             exit: None,
         })
+    }
+
+    /// Its process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        if self.exit.is_some() {
+            None
+        } else {
+            self.child.id()
+        }
     }
 
     /// Fails if the process has exited, with the tail of its log.

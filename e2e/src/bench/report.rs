@@ -282,6 +282,27 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// One line for the report.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} CPUs ({}), {} GiB, kernel {}; load {} at start, {} at end",
+            self.nproc, self.cpu_model, self.memory_gib, self.kernel, self.load_at_start, self.load_at_end
+        )
+    }
+}
+
+/// Writes `report` as `results.json` and `markdown` as `results.md` into `dir`.
+pub fn write_results(dir: &Path, report: &impl Serialize, markdown: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(dir.join("results.json"), json + "\n")
+        .with_context(|| format!("writing {}", dir.join("results.json").display()))?;
+    std::fs::write(dir.join("results.md"), markdown)
+        .with_context(|| format!("writing {}", dir.join("results.md").display()))?;
+    Ok(())
+}
+
 /// The first three fields of `/proc/loadavg`.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -317,6 +338,17 @@ impl Source {
     }
 }
 
+impl Source {
+    /// `` `abc1234` `` plus how many tracked files were modified.
+    pub fn describe(&self) -> String {
+        if self.modified_files.is_empty() {
+            format!("`{}`", self.commit)
+        } else {
+            format!("`{}` + {} modified files", self.commit, self.modified_files.len())
+        }
+    }
+}
+
 impl Report {
     /// Whether every phase ran and converged.
     pub fn all_converged(&self) -> bool {
@@ -325,13 +357,7 @@ impl Report {
 
     /// Writes `results.json` and `results.md` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let json = serde_json::to_string_pretty(self)?;
-        std::fs::write(dir.join("results.json"), json + "\n")
-            .with_context(|| format!("writing {}", dir.join("results.json").display()))?;
-        std::fs::write(dir.join("results.md"), self.markdown())
-            .with_context(|| format!("writing {}", dir.join("results.md").display()))?;
-        Ok(())
+        write_results(dir, self, &self.markdown())
     }
 
     /// The Markdown report.
@@ -349,14 +375,9 @@ impl Report {
             "# scale-bench: {} Rollouts x {} replicas{label}\n",
             p.rollouts, p.replicas
         );
-        let modified = if self.source.modified_files.is_empty() {
-            String::new()
-        } else {
-            format!(" + {} modified files", self.source.modified_files.len())
-        };
         let rows = [
             ("started", self.started_at.clone()),
-            ("commit", format!("`{}`{modified}", self.source.commit)),
+            ("commit", self.source.describe()),
             ("controller", format!("`{}`", self.controller.command)),
             (
                 "controller binary modified",
@@ -369,13 +390,7 @@ impl Report {
                 "controller requests",
                 format!("User-Agent matching `{}`", self.controller.user_agent_regex),
             ),
-            (
-                "machine",
-                format!(
-                    "{} CPUs ({}), {} GiB, kernel {}; load {} at start, {} at end",
-                    m.nproc, m.cpu_model, m.memory_gib, m.kernel, m.load_at_start, m.load_at_end
-                ),
-            ),
+            ("machine", m.describe()),
             (
                 "cluster",
                 match self.cluster.nodes {
@@ -562,7 +577,7 @@ impl Report {
 }
 
 /// `409: 3, 500: 1`, or `-`.
-fn codes(by_code: Option<&BTreeMap<u16, u64>>) -> String {
+pub fn codes(by_code: Option<&BTreeMap<u16, u64>>) -> String {
     let parts: Vec<String> = by_code
         .into_iter()
         .flatten()

@@ -2,7 +2,7 @@
 //! the results.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -10,16 +10,18 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures::FutureExt;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::{Api, Client, Config, api::PostParams};
 use regex::Regex;
 
 use super::{
     audit::{self, Window},
-    cluster::{Cluster, Controller, Placeholders, expand_command, size_nodes},
+    cluster::{Cluster, Controller, size_nodes},
+    common::{
+        self, Launch, bench_client, create_namespace, progress_done, progress_interval, repo_root, round3,
+        shutdown_signal, unique_dir,
+    },
     report::{
         AuditSummary, ClusterInfo, ControllerInfo, Latency, Machine, Params, PhaseRequests, PhaseResult,
-        Report, Source, load_average, shell_quote,
+        Report, Source, load_average,
     },
     stats::summarize,
     workload::{self, Entry, Marks, SharedTracker, Tracker, Watches, lock},
@@ -104,58 +106,6 @@ pub struct Args {
     pub up_timeout: u64,
 }
 
-/// The repository root (this crate is `<repo>/e2e`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// `<cargo target dir>/release`, from where this executable lives (`<target>/<profile>/`).
-fn rust_release_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("release")))
-        .unwrap_or_else(|| PathBuf::from("target/release"))
-}
-
-fn unique_workdir() -> Result<PathBuf> {
-    let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    for attempt in 0..100u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!(
-            "argo-rs-bench.{:x}{:x}",
-            std::process::id(),
-            nanos.wrapping_add(attempt)
-        ));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
-        }
-    }
-    bail!("no unique WORKDIR under {}", base.display())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-}
-
 /// Runs the benchmark; `Ok(true)` when every phase converged. Results are written even when a
 /// phase fails or the run is interrupted, and the cluster is stopped unless `--keep-cluster`.
 pub async fn run(args: Args) -> Result<bool> {
@@ -200,7 +150,7 @@ pub async fn run(args: Args) -> Result<bool> {
     let sizing = size_nodes(args.rollouts as u64, u64::from(args.replicas))?;
     let workdir = match &args.workdir {
         Some(w) => w.clone(),
-        None => unique_workdir()?,
+        None => unique_dir("argo-rs-bench")?,
     };
     report.cluster = ClusterInfo {
         workdir: workdir.display().to_string(),
@@ -311,18 +261,6 @@ struct Session {
     windows: Vec<(String, Timestamp)>,
 }
 
-/// A client for the cluster with the benchmark's own User-Agent.
-async fn bench_client(kubeconfig: &Path) -> Result<Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let mut config = Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(BENCH_USER_AGENT),
-    ));
-    Ok(Client::try_from(config)?)
-}
-
 /// A phase: what it waits for.
 struct Phase {
     name: &'static str,
@@ -333,21 +271,9 @@ struct Phase {
 }
 
 async fn bench(args: &Args, cluster: &Cluster, report: &mut Report, session: &mut Session) -> Result<()> {
-    let client = bench_client(&cluster.kubeconfig).await?;
+    let client = bench_client(&cluster.kubeconfig, BENCH_USER_AGENT).await?;
     let ns = &args.namespace;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))?;
-    match namespaces.create(&PostParams::default(), &namespace).await {
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        other => {
-            other.with_context(|| format!("creating namespace {ns}"))?;
-        }
-    }
-    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    crate::wait_for("the default ServiceAccount", Duration::from_secs(60), || async {
-        Ok(sa.get_opt("default").await?.map(|_| ()))
-    })
-    .await?;
+    create_namespace(&client, ns).await?;
 
     // Watches first: the ReplicaSet watch must be running before the image changes.
     let names: Vec<String> = (0..args.rollouts).map(workload::rollout_name).collect();
@@ -364,35 +290,22 @@ async fn bench(args: &Args, cluster: &Cluster, report: &mut Report, session: &mu
     session.watches = Some(watches);
 
     // The controller.
-    let port = crate::free_port()?;
-    let placeholders = Placeholders {
-        kubeconfig: cluster.kubeconfig.clone(),
-        namespace: ns.clone(),
-        port,
-        workdir: cluster.workdir.clone(),
-        rust_bin: rust_release_dir(),
-    };
-    let argv = expand_command(&args.controller_cmd, &placeholders)?;
-    report.controller.command = argv.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ");
-    report.controller.binary_modified = std::fs::metadata(&argv[0])
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| Timestamp::try_from(t).ok())
-        .map(|t| t.to_string());
-    let log = cluster.logs().join("controller.log");
-    report.controller.log = log.display().to_string();
+    let launch = Launch::prepare(
+        &args.controller_cmd,
+        &args.controller_readyz,
+        cluster,
+        ns,
+        &mut report.controller,
+    )?;
     progress_line(&format!("starting the controller: {}", report.controller.command));
     session
         .windows
         .push(("controller start".into(), Timestamp::now()));
     let started = Instant::now();
-    let probe = (args.controller_cmd.contains("{port}") && !args.controller_readyz.is_empty())
-        .then_some((port, args.controller_readyz.as_str()));
-    let controller = session
-        .controller
-        .insert(Controller::start(argv, &cluster.kubeconfig, log)?);
-    controller.wait_ready(probe, Duration::from_secs(120)).await?;
-    report.controller.ready_seconds = Some(round3(started.elapsed().as_secs_f64()));
+    let controller = session.controller.insert(launch.start(cluster)?);
+    launch
+        .wait_ready(controller, started, &mut report.controller)
+        .await?;
 
     let api = workload::rollouts(&client, ns);
     let n = args.rollouts;
@@ -745,38 +658,9 @@ pub fn latencies(entries: &[Entry], first_writes: Option<&FirstWrites>) -> Vec<L
         .collect()
 }
 
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
-}
-
-fn is_tty() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
-}
-
-/// On a terminal the progress line is redrawn every tick; otherwise a line every 5 s.
-fn progress_interval() -> Duration {
-    if is_tty() {
-        Duration::from_millis(100)
-    } else {
-        Duration::from_secs(5)
-    }
-}
-
-/// Shows one progress line on stderr (redrawn in place on a terminal).
+/// Shows one progress line on stderr.
 fn progress_line(line: &str) {
-    if is_tty() {
-        eprint!("\r\x1b[2K[scale-bench] {line}");
-    } else {
-        eprintln!("[scale-bench] {line}");
-    }
-}
-
-/// Ends a redrawn progress line.
-fn progress_done() {
-    if is_tty() {
-        eprintln!();
-    }
+    common::progress_line("scale-bench", line);
 }
 
 #[cfg(test)]
