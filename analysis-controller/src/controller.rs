@@ -24,6 +24,7 @@ use kube::{
 use shared_runtime::{
     events::{EventPublisher, EventType, Occurrence},
     flags::CommonArgs,
+    leader::{LeaderArgs, LeaderGate},
     metrics::{ObjectLabels, ReconcileMetrics},
     runtime::{Failure, FailurePolicy, Runtime},
     synced::{self, Synced},
@@ -52,6 +53,9 @@ pub struct Args {
     /// Flags shared by all controllers.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Leader election (until runs are split over replicas, one process measures).
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     /// AnalysisRuns reconciled in parallel (provider calls run outside these workers).
     #[arg(long, env = "ARGO_ROLLOUTS_ANALYSIS_THREADS", default_value_t = 30)]
     pub analysis_threads: u16,
@@ -76,8 +80,13 @@ pub struct Context {
     wake: futures::channel::mpsc::UnboundedSender<ObjectRef<AnalysisRun>>,
     /// The resourceVersion each run had when this process last wrote its status: while the
     /// cache still shows it, the write has not arrived and a reconcile would only conflict.
-    written_from: Mutex<HashMap<String, String>>,
+    written_from: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    /// Whether this process leads: only the leader measures.
+    leader: LeaderGate,
 }
+
+/// The Lease of the analysis controller (the rollout controller's is `argo-rollouts-controller-lock`).
+pub const ANALYSIS_CONTROLLER_LEASE: &str = "argo-rollouts-analysis-controller-lock";
 
 /// Which runs this process measures: one function of the run, so runs can later be split over
 /// replicas without touching the scheduler (today every run is ours).
@@ -90,15 +99,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
     provider::install_crypto_provider();
     let mut rt = Runtime::start(&args.common, "analysis-controller", "rollouts-controller").await?;
     rt.require_served::<AnalysisRun>().await?;
-    let (runs, writer) = reflector::store::<AnalysisRun>();
-    let (events, runs_synced) = synced::track(
-        watcher(
-            rt.api::<AnalysisRun>(),
-            watcher::Config::default().labels(&rt.instance_selector),
-        )
-        .default_backoff()
-        .reflect(writer),
-    );
+    let leader = rt.elect(&args.leader, ANALYSIS_CONTROLLER_LEASE)?;
+    let (runs, run_writer) = reflector::store::<AnalysisRun>();
     // Job metrics: a finished Job wakes its run.
     let (job_events, jobs_synced) = synced::track(
         watcher(
@@ -142,9 +144,26 @@ pub async fn run(args: Args) -> Result<(), Error> {
         finished: Mutex::default(),
         wake,
         written_from: Mutex::default(),
+        leader: leader.clone(),
     });
+    // A deleted run leaves nothing behind: its metrics series and what is kept in memory.
+    let on_delete = ctx.clone();
+    let (events, runs_synced) = synced::track(
+        watcher(
+            rt.api::<AnalysisRun>(),
+            watcher::Config::default().labels(&rt.instance_selector),
+        )
+        .default_backoff()
+        .reflect(run_writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(run)) = event {
+                forget_deleted(&on_delete, run);
+            }
+        }),
+    );
     let work = Controller::for_stream(events.applied_objects(), runs)
         .with_config(ControllerConfig::default().concurrency(args.analysis_threads))
+        .reconcile_all_on(leader.on_leading())
         .owns_stream(job_events.applied_objects())
         .reconcile_on(woken)
         .graceful_shutdown_on(rt.shutdown_signal())
@@ -184,7 +203,7 @@ fn key(run: &AnalysisRun) -> String {
 }
 
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    if !measures(&run) || run.metadata.deletion_timestamp.is_some() {
+    if !ctx.leader.is_leader() || !measures(&run) || run.metadata.deletion_timestamp.is_some() {
         return Ok(Requeue::await_change());
     }
     let started = std::time::Instant::now();
@@ -208,8 +227,11 @@ async fn reconcile_run(run: &Arc<AnalysisRun>, ctx: &Arc<Context>) -> Result<Req
     {
         let mut written = lock(&ctx.written_from);
         match written.get(&uid) {
-            // Our last status write is not in the cache yet: look again in a moment.
-            Some(from) if Some(from) == run.resource_version().as_ref() => {
+            // Our last status write is not in the cache yet: look again in a moment (for a few
+            // seconds at most; then the write is taken as lost and the conflict, if any, retried).
+            Some((from, at))
+                if Some(from) == run.resource_version().as_ref() && at.elapsed() < Duration::from_secs(5) =>
+            {
                 return Ok(Requeue::requeue(Duration::from_millis(100)));
             }
             Some(_) => {
@@ -219,8 +241,9 @@ async fn reconcile_run(run: &Arc<AnalysisRun>, ctx: &Arc<Context>) -> Result<Req
         }
     }
     let namespace = run.namespace().unwrap_or_default();
-    let finished = lock(&ctx.finished).get(&uid).cloned().unwrap_or_default();
+    // In this order: a call finishing in between is then seen as in flight, not as absent.
     let in_flight = lock(&ctx.in_flight).get(&uid).cloned().unwrap_or_default();
+    let finished = lock(&ctx.finished).get(&uid).cloned().unwrap_or_default();
     // Secrets are read only for runs that still measure.
     let completed = run
         .status
@@ -270,7 +293,6 @@ async fn reconcile_run(run: &Arc<AnalysisRun>, ctx: &Arc<Context>) -> Result<Req
             Err(e) => return Err(Error::Api(e)),
         }
         forget(ctx, &uid);
-        lock(&ctx.written_from).remove(&uid);
         return Ok(Requeue::await_change());
     }
     write_status(run, &decision, &secrets, ctx).await?;
@@ -324,9 +346,8 @@ async fn write_status(
     ctx: &Context,
 ) -> Result<(), Error> {
     let old = serde_json::to_value(run.status.clone().unwrap_or_default()).map_err(Error::Serialize)?;
-    let new_text = serde_json::to_string(&decision.status).map_err(Error::Serialize)?;
-    let new: serde_json::Value =
-        serde_json::from_str(&crate::args::redact(&new_text, secrets)).map_err(Error::Serialize)?;
+    let mut new = serde_json::to_value(&decision.status).map_err(Error::Serialize)?;
+    redact_strings(&mut new, secrets);
     let Some(diff) = shared_types::merge_patch::diff(&old, &new) else {
         return Ok(());
     };
@@ -339,13 +360,53 @@ async fn write_status(
         field_manager: Some(field_manager::ANALYSIS_CONTROLLER.into()),
         ..Default::default()
     };
-    api.patch_status(&run.name_any(), &params, &Patch::Merge(&patch))
+    let written = api
+        .patch_status(&run.name_any(), &params, &Patch::Merge(&patch))
         .await
         .map_err(Error::Api)?;
-    if let (Some(uid), Some(from)) = (run.uid(), run.resource_version()) {
-        lock(&ctx.written_from).insert(uid, from);
+    if let (Some(uid), Some(from)) = (run.uid(), run.resource_version())
+        && written.resource_version().as_ref() != Some(&from)
+    {
+        lock(&ctx.written_from).insert(uid, (from, std::time::Instant::now()));
     }
     Ok(())
+}
+
+/// Masks secret values in the text a provider or a condition produced (`message`, `value` and
+/// `metadata` fields), leaving everything else (phases, times, counts, names) as it is.
+fn redact_strings(value: &mut serde_json::Value, secrets: &[String]) {
+    fn all(value: &mut serde_json::Value, secrets: &[String]) {
+        match value {
+            serde_json::Value::String(text) => *text = crate::args::redact(text, secrets),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| all(v, secrets)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| all(v, secrets)),
+            _ => {}
+        }
+    }
+    match value {
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, secrets)),
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match key.as_str() {
+                    "message" | "value" | "metadata" => all(v, secrets),
+                    _ => redact_strings(v, secrets),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Forgets a deleted run: its per-run metrics series and the state kept in memory.
+fn forget_deleted(ctx: &Context, run: &AnalysisRun) {
+    let uid = run.uid().unwrap_or_default();
+    forget(ctx, &uid);
+    lock(&ctx.written_from).remove(&uid);
+    ctx.metrics.forget(&ObjectLabels {
+        namespace: run.namespace().unwrap_or_default(),
+        name: run.name_any(),
+    });
+    ctx.failures.succeeded(&key(run));
 }
 
 /// Runs one provider call as a task; its result is kept for the run's next reconcile, which it
@@ -521,5 +582,36 @@ mod tests {
         assert_eq!(field_value(&run, "spec.n").as_deref(), Some("3"));
         assert_eq!(field_value(&run, "metadata.labels['missing']"), None);
         assert_eq!(field_value(&run, "metadata"), None);
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_provider_text_is_masked() {
+        let mut status = json!({
+            "phase": "Error", "message": "token 1 refused", "startedAt": "2026-01-01T00:00:01Z",
+            "metricResults": [{"name": "m1", "count": 1, "measurements": [{
+                "value": "[1]", "message": "GET /1 failed", "metadata": {"url": "/x/1"},
+                "finishedAt": "2026-01-01T00:00:01Z"
+            }]}]
+        });
+        redact_strings(&mut status, &["1".to_string()]);
+        assert_eq!(status["startedAt"], "2026-01-01T00:00:01Z");
+        assert_eq!(status["metricResults"][0]["name"], "m1");
+        assert_eq!(status["metricResults"][0]["count"], 1);
+        let m = &status["metricResults"][0]["measurements"][0];
+        assert_eq!(m["finishedAt"], "2026-01-01T00:00:01Z");
+        for field in [
+            &status["message"],
+            &m["value"],
+            &m["message"],
+            &m["metadata"]["url"],
+        ] {
+            assert!(!field.to_string().contains('1'), "{field}");
+        }
     }
 }

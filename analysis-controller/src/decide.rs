@@ -131,7 +131,15 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         let Some(metric) = metrics.iter().find(|m| m.name == finished.metric) else {
             continue;
         };
-        let measurement = measurement(metric, finished, now);
+        // A resumed measurement (a Job) keeps the time it first started.
+        let started_at = results
+            .iter()
+            .find(|r| r.name == metric.name)
+            .and_then(|r| r.measurements.as_deref()?.last())
+            .filter(|m| m.finished_at.is_none())
+            .and_then(|m| m.started_at.as_ref())
+            .map_or(finished.started_at, |t| t.0);
+        let measurement = measurement(metric, finished, started_at, now);
         let result = match results.iter().position(|r| r.name == metric.name) {
             Some(i) => &mut results[i],
             None => {
@@ -212,7 +220,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             _ => None,
         };
         match kind {
-            Some(kind) if !inputs.in_flight.contains(&metric.name) && !assessment.phase.is_completed() => {
+            // A run that ends still stops what it started (a Job is deleted).
+            Some(kind)
+                if !inputs.in_flight.contains(&metric.name)
+                    && (!assessment.phase.is_completed() || matches!(kind, CallKind::Terminate(_))) =>
+            {
                 decision.calls.push(Call {
                     metric: metric.clone(),
                     kind,
@@ -226,14 +238,29 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             }
         }
     }
+    if assessment.phase.is_completed() {
+        // Measurements still running when the run ended are over too (their provider calls
+        // were told to stop above).
+        for result in status.metric_results.iter_mut().flatten() {
+            if let Some(last) = result.measurements.iter_mut().flatten().last()
+                && last.finished_at.is_none()
+            {
+                last.phase = AnalysisPhase::Inconclusive;
+                last.message = Some(crate::provider::job::TERMINATED_MESSAGE.to_string());
+                last.finished_at = Some(Time(now));
+                last.resume_at = None;
+            }
+        }
+        wake = None;
+    }
     decision.wake_at = wake;
     decision.status = status;
     decision
 }
 
 /// The measurement a finished provider call gives.
-fn measurement(metric: &Metric, finished: &Finished, now: Timestamp) -> Measurement {
-    let started = Some(Time(finished.started_at));
+fn measurement(metric: &Metric, finished: &Finished, started_at: Timestamp, now: Timestamp) -> Measurement {
+    let started = Some(Time(started_at));
     match &finished.outcome {
         Ok(Reading::Value {
             result,
@@ -266,7 +293,7 @@ fn measurement(metric: &Metric, finished: &Finished, now: Timestamp) -> Measurem
         },
         Ok(Reading::Running { metadata }) => {
             // Argo's back-off for resuming (e.g. a Job): sooner at first, then less often.
-            let elapsed = now.duration_since(finished.started_at).max(SignedDuration::ZERO);
+            let elapsed = now.duration_since(started_at).max(SignedDuration::ZERO);
             let delay = crate::provider::job::resume_delay(elapsed.unsigned_abs());
             Measurement {
                 phase: AnalysisPhase::Running,
@@ -422,6 +449,62 @@ mod tests {
         assert_eq!(d.wake_at, now.checked_add(SignedDuration::from_secs(60)).ok());
         let old = now.checked_sub(SignedDuration::from_secs(61)).expect("time");
         assert!(decide_at(&done(old), &[], &[], now).delete);
+    }
+
+    #[test]
+    fn a_terminated_run_stops_its_running_job_and_ends() {
+        let now = Timestamp::from_second(Timestamp::now().as_second()).expect("time");
+        let earlier = now.checked_sub(SignedDuration::from_secs(30)).expect("time");
+        let mut r = run(
+            json!({"phase": "Running", "startedAt": Time(earlier), "metricResults": [{
+                "name": "success-rate", "phase": "Running",
+                "measurements": [{"phase": "Running", "startedAt": Time(earlier), "metadata": {"job-name": "j"}}]
+            }]}),
+        );
+        r.spec.terminate = Some(true);
+        let d = decide_at(&r, &[], &[], now);
+        assert_eq!(
+            d.calls.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
+            vec![CallKind::Terminate(BTreeMap::from([(
+                "job-name".to_string(),
+                "j".to_string()
+            )]))]
+        );
+        assert!(d.status.phase_or_pending().is_completed());
+        let m = &d.status.metric_results.as_ref().expect("results")[0]
+            .measurements
+            .as_ref()
+            .expect("m")[0];
+        assert_eq!(m.finished_at, Some(Time(now)));
+        assert_eq!(m.started_at, Some(Time(earlier)));
+    }
+
+    #[test]
+    fn a_resumed_measurement_keeps_its_start_and_backs_off() {
+        let now = Timestamp::from_second(Timestamp::now().as_second()).expect("time");
+        let earlier = now.checked_sub(SignedDuration::from_secs(50)).expect("time");
+        let r = run(
+            json!({"phase": "Running", "startedAt": Time(earlier), "metricResults": [{
+                "name": "success-rate", "phase": "Running",
+                "measurements": [{"phase": "Running", "startedAt": Time(earlier), "metadata": {"job-name": "j"}}]
+            }]}),
+        );
+        let finished = [Finished {
+            metric: "success-rate".into(),
+            started_at: now,
+            outcome: Ok(Reading::Running {
+                metadata: BTreeMap::from([("job-name".to_string(), "j".to_string())]),
+            }),
+        }];
+        let d = decide_at(&r, &finished, &[], now);
+        let m = &d.status.metric_results.as_ref().expect("results")[0]
+            .measurements
+            .as_ref()
+            .expect("m")[0];
+        assert_eq!(m.started_at, Some(Time(earlier)));
+        // sqrt(2 * 50 s) = 10 s after now, not about 1 s.
+        let resume = m.resume_at.as_ref().expect("resumeAt").0;
+        assert_eq!(resume.duration_since(now).as_secs(), 10);
     }
 
     #[test]

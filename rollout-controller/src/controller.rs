@@ -292,6 +292,8 @@ fn destination_rule_release(
     deleted: impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
 ) -> BoxFuture<'static, ()> {
     let Some(controller) = w.destination_rule_release.take() else {
+        // An unread subscriber would hold the shared Rollout watch back once its buffer fills.
+        drop(take(&mut w.rollouts_for_destination_rules));
         return futures::future::ready(()).boxed();
     };
     let (store, resource) = (controller.store(), ctx.config.istio_resource("DestinationRule"));

@@ -7,7 +7,11 @@
 use std::sync::Arc;
 
 use futures::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
-use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service, networking::v1::Ingress};
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Service, networking::v1::Ingress},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
 use kube::{
     Api, Resource,
     api::{ApiResource, DynamicObject, ListParams},
@@ -106,24 +110,18 @@ impl Watches {
         let (ingresses, writer) = reflector::store::<Ingress>();
         let (ingress_events, ingress_synced) =
             reflect(rt.api::<Ingress>(), watcher::Config::default(), writer);
-        // Only a phase change of a run or experiment matters to its Rollout: measurements
-        // written into a running AnalysisRun do not trigger a reconcile.
+        // Only a phase change (or the deletion) of a run or experiment matters to its Rollout:
+        // measurements written into a running AnalysisRun do not trigger a reconcile.
         let (analysis_runs, writer) = reflector::store::<AnalysisRun>();
-        let (events, ar_synced) = reflect(rt.api::<AnalysisRun>(), instance(), writer);
-        let analysis_run_events = events
-            .predicate_filter(
-                |ar: &AnalysisRun| phase_hash(ar.status.as_ref().and_then(|s| s.phase)),
-                Default::default(),
-            )
-            .boxed();
+        let (analysis_run_events, ar_synced) =
+            reflect_phase_changes(rt.api(), instance(), writer, |ar: &AnalysisRun| {
+                ar.status.as_ref().and_then(|s| s.phase)
+            });
         let (experiments, writer) = reflector::store::<Experiment>();
-        let (events, exp_synced) = reflect(rt.api::<Experiment>(), instance(), writer);
-        let experiment_events = events
-            .predicate_filter(
-                |e: &Experiment| phase_hash(e.status.as_ref().and_then(|s| s.phase)),
-                Default::default(),
-            )
-            .boxed();
+        let (experiment_events, exp_synced) =
+            reflect_phase_changes(rt.api(), instance(), writer, |e: &Experiment| {
+                e.status.as_ref().and_then(|s| s.phase)
+            });
         let (analysis_templates, writer) = reflector::store::<AnalysisTemplate>();
         let (events, templates_synced) = reflect(rt.api::<AnalysisTemplate>(), instance(), writer);
         caches.push(drive("AnalysisTemplate", events).boxed());
@@ -192,12 +190,42 @@ impl Watches {
     }
 }
 
-/// Changes only when the phase changes (for `predicate_filter`).
-fn phase_hash(phase: Option<AnalysisPhase>) -> Option<u64> {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut h = DefaultHasher::new();
-    phase.hash(&mut h);
-    Some(h.finish())
+/// Like [`reflect`], but passing on an object only when its phase changes or it is deleted
+/// (a deletion is marked with a `deletionTimestamp`, so the phase filter lets it through).
+fn reflect_phase_changes<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    phase: fn(&K) -> Option<AnalysisPhase>,
+) -> (Triggered<K>, Synced)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash + Default,
+{
+    let (events, synced) = synced::track(watcher(api, config).default_backoff().reflect(writer));
+    let objects = events.filter_map(|event| {
+        futures::future::ready(match event {
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => Some(Ok(obj)),
+            Ok(watcher::Event::Delete(mut obj)) => {
+                obj.meta_mut()
+                    .deletion_timestamp
+                    .get_or_insert_with(|| Time(Timestamp::now()));
+                Some(Ok(obj))
+            }
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    });
+    let changes = objects.predicate_filter(
+        move |obj: &K| {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut h = DefaultHasher::new();
+            (phase(obj), obj.meta().deletion_timestamp.is_some()).hash(&mut h);
+            Some(h.finish())
+        },
+        Default::default(),
+    );
+    (changes.boxed(), synced)
 }
 
 /// A reflector feeding the store behind `writer`, driven by whoever polls the returned stream,

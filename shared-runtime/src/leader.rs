@@ -447,6 +447,9 @@ impl Elector {
             }
             let deadline = renewed_at + self.renew_deadline;
             loop {
+                // Standbys time the lease from when the renewal was written, which is no earlier
+                // than when it was sent: counting from the send keeps our deadline the earlier.
+                let sent_at = Instant::now();
                 let attempt = tokio::select! {
                     biased;
                     () = shutdown.cancelled() => return true,
@@ -454,7 +457,7 @@ impl Elector {
                 };
                 match attempt {
                     Ok(Ok(Attempt::Holding)) => {
-                        renewed_at = Instant::now();
+                        renewed_at = sent_at;
                         break;
                     }
                     Ok(Ok(Attempt::HeldBy(holder))) => {
