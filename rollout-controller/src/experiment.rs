@@ -135,7 +135,7 @@ pub fn build(ctx: &Ctx, step: &RolloutExperimentStep, index: i32) -> Result<Expe
 }
 
 /// The Experiment the status names as current.
-fn tracked<'a>(ctx: &Ctx<'a>) -> Option<&'a Experiment> {
+pub(crate) fn tracked<'a>(ctx: &Ctx<'a>) -> Option<&'a Experiment> {
     let name = ctx.old.canary.as_ref()?.current_experiment.as_deref()?;
     ctx.experiments
         .iter()

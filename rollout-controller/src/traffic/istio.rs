@@ -119,7 +119,7 @@ pub fn set_weights_subset_split(
 ///
 /// In each selected route: canary → W; stable → `100 − W − Σexperiments − Σadditional-subset
 /// weights` (floored at 0); experiment Services (`desired.additional`, matched by host) → their
-/// weight, appended in host order when missing; destinations of an `additionalSubsetNames`
+/// weight, appended in template order when missing; destinations of an `additionalSubsetNames`
 /// subset keep their weight; every other destination is deleted (traffic must add up, and
 /// Argo owns these routes). Hosts are compared by their first DNS label. Finally the HTTP
 /// routes are reordered so the managed routes come first (see [`order_routes`]).
@@ -350,13 +350,13 @@ fn rewrite_route(
         }
         dests.push(dest);
     }
-    let mut missing: Vec<&WeightDestination> = experiments
+    // Missing ones are appended in the order of the Experiment's templates (the seed's 2.2.6
+    // transcript: `mock-server-experiment-stable` before `mock-server-experiment-canary`).
+    let missing = experiments
         .iter()
         .zip(&used)
         .filter(|(e, used)| !**used && e.service_name.as_deref().is_some_and(|s| !s.is_empty()))
-        .map(|(e, _)| e)
-        .collect();
-    missing.sort_by(|a, b| a.service_name.cmp(&b.service_name));
+        .map(|(e, _)| e);
     for e in missing {
         dests.push(json!({
             "destination": { "host": e.service_name.as_deref().unwrap_or_default() },
@@ -870,6 +870,20 @@ pub fn update_destination_rule(
     Ok(out)
 }
 
+/// Drops the subsets named in `names` from the DestinationRule (experiment subsets whose
+/// Experiment no longer routes traffic); everything else is kept as it is.
+pub fn remove_subsets<S: AsRef<str>>(dr: &Value, names: &[S]) -> Value {
+    let mut out = dr.clone();
+    if let Some(subsets) = out.pointer_mut("/spec/subsets").and_then(Value::as_array_mut) {
+        subsets.retain(|s| {
+            s.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(|n| !names.iter().any(|r| r.as_ref() == n))
+        });
+    }
+    out
+}
+
 /// Hands a DestinationRule back to its owner when the Rollout is deleted or stops using it:
 /// removes the managed-by annotation and the `rollouts-pod-template-hash` label of every subset.
 pub fn release_destination_rule(dr: &Value) -> Value {
@@ -1339,6 +1353,22 @@ mod tests {
     }
 
     #[test]
+    fn remove_subsets_drops_only_the_named_ones() {
+        let dr = json!({ "spec": { "host": "h", "subsets": [
+            { "name": "stable" }, { "name": "exp-a", "labels": { "x": "y" } }, { "labels": {} }, { "name": "other" }
+        ] } });
+        let out = remove_subsets(&dr, &["exp-a", "missing"]);
+        assert_eq!(
+            out["spec"]["subsets"],
+            json!([{ "name": "stable" }, { "labels": {} }, { "name": "other" }])
+        );
+        assert_eq!(
+            remove_subsets(&json!({ "spec": {} }), &["x"]),
+            json!({ "spec": {} })
+        );
+    }
+
+    #[test]
     fn experiment_destinations() {
         let mut vs = vs_two_services();
         vs["spec"]["http"][0]["route"].as_array_mut().unwrap().extend([
@@ -1356,19 +1386,19 @@ mod tests {
         assert_eq!(d.stable.weight, 60);
         let out = set_weights(&vs, &routing(&["primary"]), &[], &host_split(), &d).unwrap();
         // Existing experiment updated in place, unknown destination deleted, missing ones
-        // appended in host order; the stable gets the rest.
+        // appended in template order; the stable gets the rest.
         assert_eq!(
             dests(&out, "http", 0),
             vec![
                 hw("mock-server-stable", 60),
                 hw("mock-server-canary", 20),
                 hw("exp-b", 10),
-                hw("exp-a", 5),
                 hw("exp-c", 5),
+                hw("exp-a", 5),
             ]
         );
         assert_eq!(
-            out["spec"]["http"][0]["route"][3],
+            out["spec"]["http"][0]["route"][4],
             json!({ "destination": { "host": "exp-a" }, "weight": 5 })
         );
         let read = current_weights(&out, &routing(&["primary"]), &[], &host_split()).unwrap();

@@ -5,7 +5,9 @@
 use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::Value;
 use shared_types::{
+    analysis::AnalysisPhase,
     constants::event_reason,
+    experiment::Experiment,
     field_error::FieldError,
     replicaset as rsutil,
     rollout::{
@@ -190,6 +192,92 @@ pub fn validate(
     errors
 }
 
+/// The extra weight destinations of a running experiment step (Argo's
+/// `calculateWeightDestinationsFromExperiment`): while `experiment` (the step's current
+/// Experiment) is Running, each of its template statuses whose template has a `weight` in the
+/// experiment step at or before the current step gives `{serviceName, podTemplateHash, weight}`.
+pub fn experiment_destinations(rollout: &Rollout, experiment: Option<&Experiment>) -> Vec<WeightDestination> {
+    let Some(experiment) = experiment else {
+        return Vec::new();
+    };
+    let running = experiment
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase_or_pending() == AnalysisPhase::Running);
+    if !running {
+        return Vec::new();
+    }
+    let steps = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .map(CanaryStrategy::steps)
+        .unwrap_or_default();
+    let index = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.current_step_index)
+        .and_then(|i| usize::try_from(i).ok())
+        .unwrap_or(0);
+    if index >= steps.len() {
+        return Vec::new();
+    }
+    let Some(step) = steps[..=index].iter().rev().find_map(|s| s.experiment.as_ref()) else {
+        return Vec::new();
+    };
+    experiment
+        .status
+        .as_ref()
+        .and_then(|s| s.template_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ts| {
+            let weight = step.templates.iter().find(|t| t.name == ts.name)?.weight?;
+            Some(WeightDestination {
+                weight,
+                service_name: ts.service_name.clone(),
+                pod_template_hash: ts.pod_template_hash.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Names of the DestinationRule subsets experiment steps may have added: the Services of the
+/// Rollout's Experiments' weighted templates and the Service names the steps give explicitly.
+pub fn experiment_subset_names(rollout: &Rollout, experiments: &[Experiment]) -> Vec<String> {
+    let steps = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .map(CanaryStrategy::steps)
+        .unwrap_or_default();
+    let weighted: Vec<&shared_types::rollout::RolloutExperimentTemplate> = steps
+        .iter()
+        .filter_map(|s| s.experiment.as_ref())
+        .flat_map(|e| e.templates.iter())
+        .filter(|t| t.weight.is_some())
+        .collect();
+    let mut names: Vec<String> = weighted
+        .iter()
+        .filter_map(|t| t.service.as_ref()?.name.clone())
+        .chain(experiments.iter().flat_map(|e| {
+            e.status
+                .as_ref()
+                .and_then(|s| s.template_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|ts| weighted.iter().any(|t| t.name == ts.name))
+                .filter_map(|ts| ts.service_name.clone())
+        }))
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Runs the traffic-routing step and returns the weights to record in the status.
 pub fn reconcile(ctx: &mut Ctx, canary: &CanaryStrategy, at_desired_counts: bool) -> Option<TrafficWeights> {
     let tr = canary.traffic_routing.as_ref()?;
@@ -236,6 +324,13 @@ pub fn reconcile(ctx: &mut Ctx, canary: &CanaryStrategy, at_desired_counts: bool
     } else {
         new_hash.clone()
     };
+    // A running experiment step's templates take their share from the stable (Argo adds them
+    // in every case but a fully promoted or aborted update).
+    let additional = if fully_promoted || ctx.is_aborted() {
+        Vec::new()
+    } else {
+        experiment_destinations(ctx.rollout, crate::experiment::tracked(ctx))
+    };
     let desired = DesiredWeights::new(
         max,
         WeightDestination {
@@ -248,7 +343,7 @@ pub fn reconcile(ctx: &mut Ctx, canary: &CanaryStrategy, at_desired_counts: bool
             service_name: canary.stable_service.clone(),
             pod_template_hash: Some(stable_hash.clone()),
         },
-        Vec::new(),
+        additional,
     );
     let previous = recorded.as_ref().map(|w| w.canary.weight);
     let mut failed = None;
@@ -304,7 +399,28 @@ fn reconcile_istio(
         let canary_ready = ctx.is_aborted() || ready(ctx.new_rs);
         if canary_ready && ready(ctx.stable_rs) {
             let name = ctx.name().to_string();
-            let updated = istio::update_destination_rule(&dr, dr_spec, &name, canary_hash, stable_hash, &[])?;
+            let extra: Vec<(&str, &str)> = desired
+                .additional
+                .iter()
+                .filter_map(|d| {
+                    Some((
+                        d.service_name.as_deref().filter(|n| !n.is_empty())?,
+                        d.pod_template_hash.as_deref().unwrap_or_default(),
+                    ))
+                })
+                .collect();
+            // Subsets of experiments that no longer route traffic go away.
+            let stale: Vec<String> = experiment_subset_names(ctx.rollout, ctx.experiments)
+                .into_iter()
+                .filter(|n| {
+                    n != &dr_spec.canary_subset_name
+                        && n != &dr_spec.stable_subset_name
+                        && !extra.iter().any(|(e, _)| e == n)
+                })
+                .collect();
+            let updated =
+                istio::update_destination_rule(&dr, dr_spec, &name, canary_hash, stable_hash, &extra)?;
+            let updated = istio::remove_subsets(&updated, &stale);
             if updated != dr {
                 ctx.plan
                     .actions
@@ -419,4 +535,125 @@ fn reconcile_nginx(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use serde_json::json;
+    use shared_types::{analysis::AnalysisPhase, experiment::Experiment, rollout::Rollout};
+
+    use super::{experiment_destinations, experiment_subset_names};
+
+    fn rollout(step_index: i32) -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": { "name": "r" },
+            "spec": {
+                "selector": { "matchLabels": { "app": "r" } },
+                "strategy": { "canary": { "steps": [
+                    { "setWeight": 10 },
+                    { "experiment": { "templates": [
+                        { "name": "a", "specRef": "stable", "weight": 5 },
+                        { "name": "b", "specRef": "canary" },
+                        { "name": "c", "specRef": "canary", "weight": 7, "service": { "name": "svc-c" } }
+                    ] } },
+                    { "pause": {} }
+                ] } }
+            },
+            "status": { "currentStepIndex": step_index }
+        }))
+        .unwrap()
+    }
+
+    fn experiment(phase: AnalysisPhase) -> Experiment {
+        let templates: Vec<serde_json::Value> = [
+            json!({ "name": "a", "serviceName": "r-abc-2-1-a", "podTemplateHash": "ha" }),
+            json!({ "name": "b", "serviceName": "r-abc-2-1-b", "podTemplateHash": "hb" }),
+            json!({ "name": "c", "serviceName": "svc-c", "podTemplateHash": "hc" }),
+            json!({ "name": "gone" }),
+        ]
+        .into_iter()
+        .map(|mut t| {
+            for k in [
+                "replicas",
+                "updatedReplicas",
+                "readyReplicas",
+                "availableReplicas",
+            ] {
+                t[k] = json!(1);
+            }
+            t
+        })
+        .collect();
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Experiment",
+            "metadata": { "name": "r-abc-2-1" },
+            "spec": { "templates": [] },
+            "status": { "phase": phase, "templateStatuses": templates }
+        }))
+        .unwrap()
+    }
+
+    fn summary(r: &Rollout, e: Option<&Experiment>) -> Vec<(String, String, i32)> {
+        experiment_destinations(r, e)
+            .into_iter()
+            .map(|d| {
+                (
+                    d.service_name.unwrap_or_default(),
+                    d.pod_template_hash.unwrap_or_default(),
+                    d.weight,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn running_experiment_templates_with_weight_are_destinations() {
+        let e = experiment(AnalysisPhase::Running);
+        assert_eq!(
+            summary(&rollout(1), Some(&e)),
+            [
+                ("r-abc-2-1-a".to_string(), "ha".to_string(), 5),
+                ("svc-c".to_string(), "hc".to_string(), 7)
+            ]
+        );
+        // Argo looks back from the current step to the last experiment step.
+        assert_eq!(summary(&rollout(2), Some(&e)).len(), 2);
+    }
+
+    #[test]
+    fn no_destinations_unless_running_on_an_experiment_step() {
+        for phase in [
+            AnalysisPhase::Pending,
+            AnalysisPhase::Successful,
+            AnalysisPhase::Failed,
+            AnalysisPhase::Inconclusive,
+        ] {
+            assert!(
+                summary(&rollout(1), Some(&experiment(phase))).is_empty(),
+                "{phase:?}"
+            );
+        }
+        let e = experiment(AnalysisPhase::Running);
+        assert!(
+            summary(&rollout(0), Some(&e)).is_empty(),
+            "before the experiment step"
+        );
+        assert!(summary(&rollout(3), Some(&e)).is_empty(), "steps done");
+        assert!(summary(&rollout(1), None).is_empty());
+    }
+
+    #[test]
+    fn experiment_subset_names_cover_weighted_templates() {
+        let e = experiment(AnalysisPhase::Successful);
+        assert_eq!(
+            experiment_subset_names(&rollout(0), std::slice::from_ref(&e)),
+            ["r-abc-2-1-a", "svc-c"]
+        );
+        assert_eq!(experiment_subset_names(&rollout(0), &[]), ["svc-c"]);
+    }
 }
