@@ -12,7 +12,9 @@ use kube::{
     api::ListParams,
     runtime::{reflector::Store, watcher},
 };
-use shared_types::{analysis::AnalysisRun, experiment::Experiment, rollout::Rollout};
+use shared_types::{
+    analysis::AnalysisRun, constants::keys::POD_TEMPLATE_HASH, experiment::Experiment, rollout::Rollout,
+};
 
 use super::{
     label_selector, print_object, use_color,
@@ -59,8 +61,8 @@ impl RolloutObjects {
     }
 }
 
-/// List parameters selecting the rollout's pods and ReplicaSets (experiment ReplicaSets copy the
-/// rollout's pod labels, so they match too); everything when the rollout has no selector.
+/// List parameters selecting the rollout's pods (experiment pods carry the rollout's pod labels,
+/// so they match too); everything when the rollout has no selector.
 fn pod_selector(ro: &Rollout) -> Result<ListParams, Error> {
     Ok(match &ro.spec.selector {
         Some(s) => ListParams::default().labels(&label_selector(s)?),
@@ -74,6 +76,8 @@ pub async fn fetch_rollout(session: &Session, name: &str) -> Result<RolloutObjec
     let rollout = Api::<Rollout>::namespaced(client.clone(), ns).get(name).await?;
     let params = pod_selector(&rollout)?;
     let all = ListParams::default();
+    // Experiment ReplicaSets carry only the hash label (as in Argo), not the Rollout's labels.
+    let hashed = ListParams::default().labels(POD_TEMPLATE_HASH);
     let (rs_api, pod_api) = (
         Api::<ReplicaSet>::namespaced(client.clone(), ns),
         Api::<Pod>::namespaced(client.clone(), ns),
@@ -83,7 +87,7 @@ pub async fn fetch_rollout(session: &Session, name: &str) -> Result<RolloutObjec
         Api::<Experiment>::namespaced(client.clone(), ns),
     );
     let (replica_sets, pods, analysis_runs, experiments) = futures::try_join!(
-        rs_api.list(&params),
+        rs_api.list(&hashed),
         pod_api.list(&params),
         ar_api.list(&all),
         exp_api.list(&all)
@@ -142,7 +146,7 @@ pub async fn watch_rollout(
     );
     let (replica_sets, s1) = reflect(
         Api::<ReplicaSet>::namespaced(client.clone(), ns),
-        pod_config.clone(),
+        watcher::Config::default().labels(POD_TEMPLATE_HASH),
         1,
     );
     let (pods, s2) = reflect(Api::<Pod>::namespaced(client.clone(), ns), pod_config, 2);
