@@ -232,7 +232,10 @@ async fn seed_experiment_case(ns: &mut TestNamespace, case: Case) -> Result<()> 
         // The seed's `get rollout` while the experiment runs (ages, pods and the AnalysisRun's
         // measurement counts aside: the seed's comparison was failing at that moment).
         let without_run = |lines: Vec<String>| -> Vec<String> {
-            lines.into_iter().filter(|l| !l.contains(" AnalysisRun ")).collect()
+            lines
+                .into_iter()
+                .filter(|l| !l.contains(" AnalysisRun "))
+                .collect()
         };
         let want = without_run(comparable_get_rollout(
             &transcript("experiment_running")?
