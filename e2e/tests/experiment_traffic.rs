@@ -4,18 +4,21 @@
 //! split) and 2.2.9 (DestinationRule subsets). The experiment step routes 20% to each of the
 //! baseline and canary experiment Services (stable 60, canary 0) while it runs, its comparison
 //! analysis succeeds, the experiment routes (and subsets) go away, and the canary steps complete.
+//! In the seed's 2.2.6 transcript the first comparison fails: the Rollout aborts with the seed's
+//! message, `retry` runs a second Experiment that succeeds and the update completes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use e2e::{
-    TestNamespace, argo, comparable_get_rollout,
+    TestNamespace, analysis_run_rows, argo, comparable_get_rollout,
     prometheus::{Exporter, Prometheus},
     rollout_ops::{self, status, wait_phase},
     start_analysis_controller, start_experiment_controller, start_rollout_controller, transcript, wait_until,
     with_namespace,
 };
+use k8s_openapi::api::core::v1::Service;
 use shared_types::{analysis::AnalysisPhase, experiment::Experiment};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,6 +28,13 @@ const EXP_CANARY: &str = "mock-server-experiment-canary";
 
 /// Requests a second answered 200 and 500: a success ratio of 1.
 const HIGH: (f64, f64) = (10_000.0, 0.0);
+/// A success ratio of 0.1: every measurement of the comparison fails.
+const LOW: (f64, f64) = (0.1, 0.9);
+
+/// What the seed's 2.2.6 transcript shows once the first comparison failed (both of its metrics
+/// failed, `✖ 6`; the first in the template's order names the cause).
+const SEED_ABORTED: &str = "RolloutAborted: Rollout aborted update to revision 2: \
+                            Metric \"stable-success-rate\" assessed Failed due to failed (3) > failureLimit (2)";
 
 /// A seed manifest with the Prometheus address pointed at the local server and the experiment
 /// duration, measurement interval and canary pause shortened.
@@ -123,6 +133,97 @@ struct Case {
     success_rate_service: &'static str,
     /// Whether the seed's 2.2.6 `get rollout` transcript applies (same pod template hashes).
     seed_transcript: bool,
+    /// Whether the first Experiment's comparison fails (both templates at a low success ratio)
+    /// and `retry` runs a second one, as in the seed's 2.2.6 transcript.
+    first_fails: bool,
+}
+
+/// The first Experiment `first` fails: the Rollout aborts with the seed's message, its
+/// experiment routes go away and all traffic is back to stable (`stable_only`); then `retry`,
+/// once the failed Experiment's ReplicaSets are scaled down and its Services deleted (after
+/// `scaleDownDelaySeconds`, `delay:passed` in the seed's transcript): as in Argo, a new
+/// Experiment cannot take over Services of the same name still owned by the old one.
+async fn fail_then_retry(
+    ns: &TestNamespace,
+    first: &str,
+    stable_only: &[(String, String, i64)],
+) -> Result<()> {
+    wait_until(&format!("experiment {first} Failed"), TIMEOUT, || async {
+        let Some(ex) = ns.api::<Experiment>().get_opt(first).await? else {
+            return Ok(Err("not created".into()));
+        };
+        let phase = experiment_phase(&ex);
+        ensure!(
+            phase != AnalysisPhase::Successful,
+            "experiment {first} Successful although its comparison sees a 0.1 success ratio"
+        );
+        Ok(if phase == AnalysisPhase::Failed {
+            Ok(())
+        } else {
+            Err(format!("{phase:?}: {:?}", ex.status))
+        })
+    })
+    .await?;
+    wait_until(
+        &format!("Degraded with a message starting with {SEED_ABORTED:?}"),
+        TIMEOUT,
+        || async {
+            let (phase, message) = rollout_ops::phase(ns, "mock-server").await?;
+            Ok(if phase == "Degraded" && message.starts_with(SEED_ABORTED) {
+                Ok(())
+            } else {
+                Err(format!("{phase}: {message}"))
+            })
+        },
+    )
+    .await?;
+    wait_route(ns, stable_only, "all traffic back to stable after the abort").await?;
+    // The seed's `get rollout` once aborted: the Experiment and its comparison failed (`✖ 6`).
+    let out = argo(ns, &["get", "rollout", "mock-server"]).await?;
+    ensure!(out.contains("Status:          ✖ Degraded"), "{out}");
+    ensure!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("Message:         {SEED_ABORTED}"))),
+        "{out}"
+    );
+    ensure!(
+        out.lines().any(|l| l.contains(&format!("Σ {first} "))
+            && l.contains(" Experiment ")
+            && l.contains("✖ Failed")),
+        "{out}"
+    );
+    ensure!(
+        analysis_run_rows(&out)
+            == vec![format!(
+                "α {first}-stable-canary-comparison AnalysisRun ✖ Failed ✖ 6"
+            )],
+        "{out}"
+    );
+    wait_until("the failed Experiment's Services deleted", TIMEOUT, || async {
+        let mut left = Vec::new();
+        for service in [EXP_STABLE, EXP_CANARY] {
+            if ns.api::<Service>().get_opt(service).await?.is_some() {
+                left.push(service);
+            }
+        }
+        Ok(if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        })
+    })
+    .await?;
+    let out = argo(ns, &["get", "rollout", "mock-server"]).await?;
+    for template in ["stable", "canary"] {
+        ensure!(
+            out.lines().any(|l| l.contains(&format!("⧉ {first}-{template} "))
+                && l.contains("• ScaledDown")
+                && l.contains("delay:passed")),
+            "{out}"
+        );
+    }
+    argo(ns, &["retry", "rollout", "mock-server"]).await?;
+    Ok(())
 }
 
 async fn seed_experiment_case(ns: &mut TestNamespace, case: Case) -> Result<()> {
@@ -152,15 +253,27 @@ async fn seed_experiment_case(ns: &mut TestNamespace, case: Case) -> Result<()> 
         Ok((!h.is_empty() && h != old).then_some(h))
     })
     .await?;
-    // The experiment of step 0 and the workloads its comparison queries (its ReplicaSets).
-    let name = format!("mock-server-{hash}-2-0");
+    // The experiment of step 0 (after a retry `<first>-1`, as in the seed) and the workloads its
+    // comparison queries (its ReplicaSets).
+    let first = format!("mock-server-{hash}-2-0");
+    let name = if case.first_fails {
+        format!("{first}-1")
+    } else {
+        first.clone()
+    };
     for (service, template) in [(EXP_STABLE, "stable"), (EXP_CANARY, "canary")] {
+        if case.first_fails {
+            exporter.set_istio_request_rates(service, &format!("{first}-{template}"), LOW.0, LOW.1);
+        }
         exporter.set_istio_request_rates(service, &format!("{name}-{template}"), HIGH.0, HIGH.1);
+    }
+    let stable = |w| dest(case.stable.0, case.stable.1, w);
+    let canary = |w| dest(case.canary.0, case.canary.1, w);
+    if case.first_fails {
+        fail_then_retry(ns, &first, &[stable(100), canary(0)]).await?;
     }
 
     // While the experiment runs: the seed's 60/0/20/20 split.
-    let stable = |w| dest(case.stable.0, case.stable.1, w);
-    let canary = |w| dest(case.canary.0, case.canary.1, w);
     let during = vec![
         stable(60),
         canary(0),
@@ -350,6 +463,14 @@ async fn seed_experiment_case(ns: &mut TestNamespace, case: Case) -> Result<()> 
             && l.contains("✔ Successful")),
         "{out}"
     );
+    if case.first_fails {
+        ensure!(
+            out.lines().any(|l| l.contains(&format!("Σ {first} "))
+                && l.contains("Experiment")
+                && l.contains("✖ Failed")),
+            "{out}"
+        );
+    }
     Ok(())
 }
 
@@ -367,6 +488,7 @@ async fn seed_2_2_6_virtual_service_experiment_routes_then_completes() -> Result
                 canary: ("mock-server-canary", ""),
                 success_rate_service: "mock-server-canary",
                 seed_transcript: true,
+                first_fails: false,
             },
         )
         .await
@@ -389,6 +511,30 @@ async fn seed_2_2_9_destination_rule_experiment_subsets_then_completes() -> Resu
                 success_rate_service: "mock-server",
                 // Manifest 18's template carries Prometheus annotations: other hashes.
                 seed_transcript: false,
+                first_fails: false,
+            },
+        )
+        .await
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run scripts/test.sh"]
+async fn seed_2_2_6_failing_experiment_aborts_then_retry_succeeds() -> Result<()> {
+    with_namespace("exp-traffic-retry", async |ns| {
+        seed_experiment_case(
+            ns,
+            Case {
+                manifest: include_str!(
+                    "../../examples/seed/manifest15-canary-with-istio-virtual-service-analysistemplate-and-experiment-test-case.yaml"
+                ),
+                stable: ("mock-server-stable", ""),
+                canary: ("mock-server-canary", ""),
+                success_rate_service: "mock-server-canary",
+                // The seed's running transcript shows the first Experiment only.
+                seed_transcript: false,
+                first_fails: true,
             },
         )
         .await
