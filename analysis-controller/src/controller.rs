@@ -26,7 +26,7 @@ use shared_runtime::{
     flags::CommonArgs,
     leader::{LeaderArgs, LeaderGate},
     metrics::{ObjectLabels, ReconcileMetrics},
-    runtime::{Failure, FailurePolicy, Runtime},
+    runtime::{Failure, FailurePolicy, Runtime, object_key, observe_reconcile},
     synced::{self, Synced},
 };
 use shared_types::{
@@ -198,28 +198,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn key(run: &AnalysisRun) -> String {
-    format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any())
-}
-
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     if !ctx.leader.is_leader() || !measures(&run) || run.metadata.deletion_timestamp.is_some() {
         return Ok(Requeue::await_change());
     }
-    let started = std::time::Instant::now();
-    let result = reconcile_run(&run, &ctx).await;
-    ctx.metrics.observe(
-        &ObjectLabels {
-            namespace: run.namespace().unwrap_or_default(),
-            name: run.name_any(),
-        },
-        started.elapsed(),
-        result.as_ref().err().map(Error::category),
-    );
-    if result.is_ok() {
-        ctx.failures.succeeded(&key(&run));
-    }
-    result
+    observe_reconcile(
+        &*run,
+        &ctx.metrics,
+        &ctx.failures,
+        Error::category,
+        reconcile_run(&run, &ctx),
+    )
+    .await
 }
 
 async fn reconcile_run(run: &Arc<AnalysisRun>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
@@ -406,7 +396,7 @@ fn forget_deleted(ctx: &Context, run: &AnalysisRun) {
         namespace: run.namespace().unwrap_or_default(),
         name: run.name_any(),
     });
-    ctx.failures.succeeded(&key(run));
+    ctx.failures.succeeded(&object_key(run));
 }
 
 /// Runs one provider call as a task; its result is kept for the run's next reconcile, which it
@@ -472,7 +462,7 @@ fn error_policy(run: Arc<AnalysisRun>, error: &Error, ctx: Arc<Context>) -> Requ
     let conflict = matches!(error, Error::Api(kube::Error::Api(e)) if e.code == 409);
     let wait = ctx.failures.failed(Failure {
         regarding: run.object_ref(&()),
-        key: &key(&run),
+        key: &object_key(&*run),
         category: error.category(),
         message: error.to_string(),
         report: !conflict,

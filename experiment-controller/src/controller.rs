@@ -23,8 +23,8 @@ use shared_runtime::{
     events::{EventPublisher, EventType, Occurrence},
     flags::CommonArgs,
     leader::{LeaderArgs, LeaderGate},
-    metrics::{ObjectLabels, ReconcileMetrics},
-    runtime::{Failure, FailurePolicy, Runtime},
+    metrics::ReconcileMetrics,
+    runtime::{Failure, FailurePolicy, Runtime, object_key, observe_reconcile},
     synced::{self, Synced},
 };
 use shared_types::{
@@ -180,10 +180,6 @@ pub async fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn key(ex: &Experiment) -> String {
-    format!("{}/{}", ex.namespace().unwrap_or_default(), ex.name_any())
-}
-
 async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     if !ctx.leader.is_leader() || ex.metadata.deletion_timestamp.is_some() {
         return Ok(Requeue::await_change());
@@ -192,20 +188,14 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Requeue, Er
     if !Synced::all(ctx.synced.clone()).await {
         return Ok(Requeue::await_change());
     }
-    let started = std::time::Instant::now();
-    let result = reconcile_experiment(&ex, &ctx).await;
-    ctx.metrics.observe(
-        &ObjectLabels {
-            namespace: ex.namespace().unwrap_or_default(),
-            name: ex.name_any(),
-        },
-        started.elapsed(),
-        result.as_ref().err().map(Error::category),
-    );
-    if result.is_ok() {
-        ctx.failures.succeeded(&key(&ex));
-    }
-    result
+    observe_reconcile(
+        &*ex,
+        &ctx.metrics,
+        &ctx.failures,
+        Error::category,
+        reconcile_experiment(&ex, &ctx),
+    )
+    .await
 }
 
 /// The objects of kind `K` in the experiment's namespace that it controls, by template name.
@@ -544,7 +534,7 @@ fn error_policy(ex: Arc<Experiment>, error: &Error, ctx: Arc<Context>) -> Requeu
     let conflict = matches!(error, Error::Api(kube::Error::Api(e)) if e.code == 409);
     let wait = ctx.failures.failed(Failure {
         regarding: ex.object_ref(&()),
-        key: &key(&ex),
+        key: &object_key(&*ex),
         category: error.category(),
         message: error.to_string(),
         report: !conflict,

@@ -274,3 +274,42 @@ where
         }
     }
 }
+
+/// `namespace/name`: the key of per-object state (back-off, Event deduplication).
+pub fn object_key<K: kube::Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Runs one reconcile of `obj`: records its duration and, on failure, its error category in
+/// `metrics`, and resets the object's back-off after a success.
+pub async fn observe_reconcile<K, T, E>(
+    obj: &K,
+    metrics: &crate::metrics::ReconcileMetrics,
+    failures: &FailurePolicy,
+    category: impl Fn(&E) -> &'static str,
+    reconcile: impl Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    K: kube::Resource,
+{
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    let meta = obj.meta();
+    metrics.observe(
+        &crate::metrics::ObjectLabels {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        },
+        started.elapsed(),
+        result.as_ref().err().map(category),
+    );
+    if result.is_ok() {
+        failures.succeeded(&object_key(obj));
+    }
+    result
+}
