@@ -24,10 +24,14 @@ if [[ ${E2E:-1} != 0 ]]; then
     (apt-get update -qq && apt-get install -y -qq tmux) >&2
   fi
 fi
-# A real Prometheus server (Debian package) for the analysis tests: the analysis controller's
-# provider tests and the e2e library's helper test need it in the unit phase too.
-if [[ ! -x ${PROMETHEUS_BIN:-/usr/bin/prometheus} && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) >&2
+# Real servers from Debian packages: Prometheus for the analysis tests (the analysis controller's
+# provider tests and the e2e library's helper test need it in the unit phase too), and an SMTP
+# server (aiosmtpd) the notification e2e tests deliver email to.
+missing=()
+[[ -x ${PROMETHEUS_BIN:-/usr/bin/prometheus} ]] || missing+=(prometheus)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+if [[ ${#missing[@]} -gt 0 && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >&2
 fi
 
 phase "cargo fmt --check"

@@ -640,3 +640,32 @@ pub async fn start_experiment_controller(ns: &mut TestNamespace, extra: &[&str])
     process.wait_ready(port, Duration::from_secs(60)).await?;
     Ok((process, port))
 }
+
+/// Starts the notification controller for one namespace: its ConfigMap and Secret
+/// (`argo-rollouts-notification-configmap`/`-secret`) and its Lease in the test's namespace,
+/// admin endpoints on a free port, short waits between delivery attempts. Its log is part of
+/// the namespace's failure dump. Returns the process and the admin port once `/readyz` answers.
+pub async fn start_notification_controller(ns: &mut TestNamespace, extra: &[&str]) -> Result<(Process, u16)> {
+    let port = free_port()?;
+    let mut args = vec![
+        "--namespace".to_string(),
+        ns.name.clone(),
+        "--notifications-namespace".into(),
+        ns.name.clone(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--healthz-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--loglevel".into(),
+        "info,notification_controller=debug".into(),
+        "--leader-election-namespace".into(),
+        ns.name.clone(),
+        "--notification-retry-wait".into(),
+        "200ms".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut process = Process::start("notification-controller", &args)?;
+    ns.attach_log(process.log.clone());
+    process.wait_ready(port, Duration::from_secs(60)).await?;
+    Ok((process, port))
+}

@@ -1,28 +1,52 @@
-//! The notification controller: not written yet. It will own notifications about Rollouts, AnalysisRuns and Experiments and meet the other controllers
-//! only through the status subresources of the Kubernetes API. Until then it starts on the
-//! shared runtime (flags, logging, client, the check that the kinds it needs are served) and
-//! stops with a clear message, so no deployment mistakes it for a working controller.
+//! The notification controller: tells Slack channels, webhooks and mailboxes when Rollouts
+//! complete, pause, abort or scale, and when AnalysisRuns run, fail or error, configured as
+//! Argo Rollouts' notifications are (`argo-rollouts-notification-configmap`, subscription
+//! annotations, the built-in trigger and template catalog).
+//!
+//! Unlike Argo, triggers fire from observed **status** rather than from Kubernetes Events, and
+//! every send is recorded on the object (Argo's `notified.notifications.argoproj.io`
+//! annotation), so a dropped Event, a restart or a second replica neither loses nor repeats a
+//! notification, and a transition that happened while the controller was down is sent when it
+//! starts. The logic is pure and unit-tested ([`config`], [`subscription`], [`trigger`],
+//! [`record`], [`template`]); [`controller`] and [`service`] are the I/O around it.
 
-use shared_runtime::{Error, flags::CommonArgs, runtime::Runtime};
-use shared_types::rollout::Rollout;
+pub mod catalog;
+pub mod config;
+pub mod controller;
+pub mod metrics;
+pub mod record;
+pub mod service;
+pub mod subscription;
+pub mod template;
+pub mod trigger;
 
-/// Flags of the notification controller.
-#[derive(clap::Parser, Clone, Debug)]
-#[command(
-    name = "notification-controller",
-    version,
-    about = "Argo Rollouts notification controller (not implemented yet)"
-)]
-pub struct Args {
-    /// Flags shared by all controllers.
-    #[command(flatten)]
-    pub common: CommonArgs,
+pub use controller::{Args, run};
+
+/// Errors of the notification controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the API server failed.
+    #[error("kubernetes API: {0}")]
+    Api(#[source] kube::Error),
+    /// An object could not be converted.
+    #[error("cannot convert object: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// Some notifications could not be delivered (reported by their own Events); retried.
+    #[error("undelivered: {0}")]
+    Undelivered(String),
+    /// Start-up or the runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] shared_runtime::Error),
 }
 
-/// Starts on the runtime, checks that Rollouts are served, then reports that this build has
-/// no notification controller.
-pub async fn run(args: Args) -> Result<(), Error> {
-    let runtime = Runtime::start(&args.common, "notification-controller", "notification-controller").await?;
-    runtime.require_served::<Rollout>().await?;
-    Err(Error::NotImplemented("notification-controller"))
+impl Error {
+    /// A short category for metrics and Event deduplication.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Api(_) => "api",
+            Error::Serialize(_) => "serialize",
+            Error::Undelivered(_) => "undelivered",
+            Error::Runtime(_) => "runtime",
+        }
+    }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod backoff;
 pub mod events;
 pub mod flags;
+pub mod http;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
@@ -98,8 +99,8 @@ pub async fn client(kubeconfig: Option<&Path>, component: &str) -> Result<kube::
         }
         None => kube::Config::infer().await.map_err(Error::Infer)?,
     };
-    if let Ok(agent) = http::HeaderValue::from_str(&user_agent(component)) {
-        config.headers.push((http::header::USER_AGENT, agent));
+    if let Ok(agent) = ::http::HeaderValue::from_str(&user_agent(component)) {
+        config.headers.push((::http::header::USER_AGENT, agent));
     }
     kube::Client::try_from(config).map_err(Error::Client)
 }

@@ -34,6 +34,13 @@ impl Synced {
     }
 }
 
+/// A [`Synced`] its owner sets by hand, for state derived from several watches (a configuration
+/// built from a ConfigMap and a Secret): waiters wake when the sender sends `true`.
+pub fn manual() -> (watch::Sender<bool>, Synced) {
+    let (tx, rx) = watch::channel(false);
+    (tx, Synced(rx))
+}
+
 /// Passes a watch event stream through, marking the returned [`Synced`] at its first
 /// `InitDone`. Put it after `reflect`, so the cache holds the list when waiters wake.
 pub fn track<K, S>(events: S) -> (impl Stream<Item = S::Item> + Send + 'static, Synced)

@@ -15,8 +15,6 @@ pub mod prometheus;
 pub mod web;
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use shared_types::analysis::{
@@ -299,82 +297,12 @@ pub fn metric_metadata(metric: &Metric) -> BTreeMap<String, String> {
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-/// Connect timeout of the shared HTTP clients (every request also has its own total timeout).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use shared_runtime::http::install_crypto_provider;
+pub(crate) use shared_runtime::http::{describe_error as describe_request_error, format_duration};
 
-/// Installs ring as the process's rustls crypto provider, once (kube uses ring too; a provider
-/// installed earlier by someone else is kept).
-pub fn install_crypto_provider() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        // Err means a provider is already installed: fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// The shared HTTP client for provider calls: one verifying TLS certificates, one that does not
-/// (`insecure: true`). Built once each and cloned (a clone shares the connection pool).
-/// Requests must set their own total timeout (`RequestBuilder::timeout`); the client only
-/// bounds connecting.
+/// The shared HTTP client for provider calls (see [`shared_runtime::http::client`]).
 pub fn http_client(insecure: bool) -> Result<reqwest::Client, ProviderError> {
-    static SECURE: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    static INSECURE: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    let cell = if insecure { &INSECURE } else { &SECURE };
-    cell.get_or_init(|| {
-        install_crypto_provider();
-        reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tls_danger_accept_invalid_certs(insecure)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))
-    })
-    .clone()
-    .map_err(ProviderError)
-}
-
-/// A reqwest error as one line: what failed, and the innermost cause (e.g. `connection
-/// refused`), without repeating the URL reqwest puts in its own message.
-pub(crate) fn describe_request_error(err: &reqwest::Error, timeout: Duration) -> String {
-    if err.is_timeout() {
-        return format!("timeout after {}", format_duration(timeout));
-    }
-    let mut causes: Vec<String> = Vec::new();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !text.is_empty() && causes.last() != Some(&text) {
-            causes.push(text);
-        }
-        source = e.source();
-    }
-    match causes.last() {
-        Some(last) if err.is_connect() => format!("cannot connect: {last}"),
-        Some(last) => last.clone(),
-        None if err.is_connect() => "cannot connect".to_string(),
-        None => err.to_string(),
-    }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
-/// `30s`, `1.5s`, `250ms`.
-pub(crate) fn format_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
+    shared_runtime::http::client(insecure).map_err(ProviderError)
 }
 
 /// Go's `http.Request` method text in error messages (`Get "url": ...`).
@@ -656,13 +584,6 @@ mod tests {
             BTreeMap::from([("ResolvedPrometheusQuery".to_string(), "up".to_string())])
         );
         assert!(metric_metadata(&metric(MetricProvider::default())).is_empty());
-    }
-
-    #[test]
-    fn http_clients_build_once() {
-        assert!(http_client(false).is_ok());
-        assert!(http_client(true).is_ok());
-        assert!(http_client(false).is_ok());
     }
 
     #[test]
