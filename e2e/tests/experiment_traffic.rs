@@ -5,7 +5,8 @@
 //! baseline and canary experiment Services (stable 60, canary 0) while it runs, its comparison
 //! analysis succeeds, the experiment routes (and subsets) go away, and the canary steps complete.
 //! In the seed's 2.2.6 transcript the first comparison fails: the Rollout aborts with the seed's
-//! message, `retry` runs a second Experiment that succeeds and the update completes.
+//! message, `retry` runs a second Experiment that succeeds and the update completes; the same
+//! runs for 2.2.9, where the abort and the completion also remove the experiment subsets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -139,7 +140,8 @@ struct Case {
 }
 
 /// The first Experiment `first` fails: the Rollout aborts with the seed's message, its
-/// experiment routes go away and all traffic is back to stable (`stable_only`); then `retry`,
+/// experiment routes (and, with `subsets`, its DestinationRule subsets) go away and all traffic
+/// is back to stable (`stable_only`); then `retry`,
 /// once the failed Experiment's ReplicaSets are scaled down and its Services deleted (after
 /// `scaleDownDelaySeconds`, `delay:passed` in the seed's transcript): as in Argo, a new
 /// Experiment cannot take over Services of the same name still owned by the old one.
@@ -147,6 +149,7 @@ async fn fail_then_retry(
     ns: &TestNamespace,
     first: &str,
     stable_only: &[(String, String, i64)],
+    subsets_too: bool,
 ) -> Result<()> {
     wait_until(&format!("experiment {first} Failed"), TIMEOUT, || async {
         let Some(ex) = ns.api::<Experiment>().get_opt(first).await? else {
@@ -178,6 +181,21 @@ async fn fail_then_retry(
     )
     .await?;
     wait_route(ns, stable_only, "all traffic back to stable after the abort").await?;
+    if subsets_too {
+        wait_until(
+            "only the stable and canary subsets after the abort",
+            TIMEOUT,
+            || async {
+                let names: Vec<String> = subsets(ns).await?.into_iter().map(|(n, _)| n).collect();
+                Ok(if names == ["stable", "canary"] {
+                    Ok(())
+                } else {
+                    Err(format!("{names:?}"))
+                })
+            },
+        )
+        .await?;
+    }
     // The seed's `get rollout` once aborted: the Experiment and its comparison failed (`✖ 6`).
     let out = argo(ns, &["get", "rollout", "mock-server"]).await?;
     ensure!(out.contains("Status:          ✖ Degraded"), "{out}");
@@ -270,7 +288,7 @@ async fn seed_experiment_case(ns: &mut TestNamespace, case: Case) -> Result<()> 
     let stable = |w| dest(case.stable.0, case.stable.1, w);
     let canary = |w| dest(case.canary.0, case.canary.1, w);
     if case.first_fails {
-        fail_then_retry(ns, &first, &[stable(100), canary(0)]).await?;
+        fail_then_retry(ns, &first, &[stable(100), canary(0)], case.stable.1 == "stable").await?;
     }
 
     // While the experiment runs: the seed's 60/0/20/20 split.
@@ -533,6 +551,28 @@ async fn seed_2_2_6_failing_experiment_aborts_then_retry_succeeds() -> Result<()
                 canary: ("mock-server-canary", ""),
                 success_rate_service: "mock-server-canary",
                 // The seed's running transcript shows the first Experiment only.
+                seed_transcript: false,
+                first_fails: true,
+            },
+        )
+        .await
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run scripts/test.sh"]
+async fn seed_2_2_9_failing_experiment_aborts_then_retry_succeeds() -> Result<()> {
+    with_namespace("exp-traffic-dr-retry", async |ns| {
+        seed_experiment_case(
+            ns,
+            Case {
+                manifest: include_str!(
+                    "../../examples/seed/manifest18-canary-with-istio-destination-rule-analysistemplate-and-experiment-test-case.yaml"
+                ),
+                stable: ("mock-server", "stable"),
+                canary: ("mock-server", "canary"),
+                success_rate_service: "mock-server",
                 seed_transcript: false,
                 first_fails: true,
             },

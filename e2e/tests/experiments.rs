@@ -1,8 +1,9 @@
 //! Experiments on the real control plane with the experiment controller (and the analysis
 //! controller where an analysis runs): the seed's Manifest 6 (three versions side by side,
 //! duration shortened), an analysis that fails the experiment, a missing AnalysisTemplate and
-//! duplicate template names, and a Rollout's canary `experiment` step (seed 2.2.6 without Istio)
-//! with all three controllers.
+//! duplicate template names, a Rollout's canary `experiment` step (seed 2.2.6 without Istio)
+//! with all three controllers (failing, and Inconclusive: paused until `promote`), and the
+//! plugin's `create -f`, `get experiment` and `terminate experiment`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
@@ -16,7 +17,7 @@ use std::{
 use anyhow::{Result, ensure};
 use axum::{Json, Router, routing::get};
 use e2e::{
-    TestNamespace, http_get, http_server,
+    TestNamespace, argo, http_get, http_server,
     rollout_ops::{self, set_image},
     start_analysis_controller, start_experiment_controller, start_rollout_controller, wait_until,
     with_namespace,
@@ -254,10 +255,23 @@ async fn seed_manifest_6_runs_three_versions_for_its_duration_then_scales_down()
             ns.name
         );
         ensure!(body.contains(&line), "no {line} in\n{body}");
-        ensure!(
-            body.contains("experiment_reconcile_count{"),
-            "no reconcile histogram"
-        );
+        // The deprecated one-series-per-phase gauge, and the shared reconcile metrics (the
+        // error counters have series, as in Argo, only once a reconcile failed).
+        for phase in ["Successful", "Running", "Failed"] {
+            let line = format!(
+                "experiment_phase{{namespace=\"{}\",name=\"{name}\",phase=\"{phase}\"}} {}",
+                ns.name,
+                u8::from(phase == "Successful")
+            );
+            ensure!(body.contains(&line), "no {line} in\n{body}");
+        }
+        for metric in [
+            "experiment_reconcile_count{",
+            "experiment_reconcile_bucket{",
+            "experiment_controller_reconcile_duration_seconds_count ",
+        ] {
+            ensure!(body.contains(metric), "no {metric} in\n{body}");
+        }
         Ok(())
     })
     .await
@@ -592,6 +606,179 @@ async fn killing_the_controller_keeps_the_duration_and_the_replica_sets() -> Res
         assert_eq!(after.status.unwrap().available_at, Some(available_at));
         let rs_after = uids(ns.api::<ReplicaSet>().list(&Default::default()).await?.items);
         assert_eq!(rs_after, rs_before);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run scripts/test.sh"]
+async fn rollout_experiment_step_inconclusive_pauses_until_promoted() -> Result<()> {
+    with_namespace("exp-step-inconclusive", async |ns| {
+        // Neither `result == 1` nor `result == 0`: every measurement is Inconclusive.
+        let (url, health) = health_endpoint().await;
+        health.store(2, Ordering::SeqCst);
+        let (_rc, _) = start_rollout_controller(ns, &[]).await?;
+        let (_ac, _) = start_analysis_controller(ns, &[], &[]).await?;
+        let (_ec, _) = start_experiment_controller(ns, &[]).await?;
+        let mut template = health_template(&url, 2);
+        template["spec"]["metrics"][0]["failureCondition"] = json!("result == 0");
+        ns.apply_value(template).await?;
+        ns.apply_value(rollout_with_experiment_step("10s")).await?;
+        rollout_ops::wait_phase(ns, "mock-server", "Healthy").await?;
+        set_image(ns, "mock-server", "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
+        let name = the_experiment(ns).await?.name_any();
+        let ex = wait_phase(ns, &name, AnalysisPhase::Inconclusive).await?;
+        let run = ex.status.unwrap().analysis_run("health").cloned().unwrap();
+        assert_eq!(run.phase, AnalysisPhase::Inconclusive);
+        // The Rollout pauses with Argo's reason, and stays at the experiment step.
+        rollout_ops::wait_phase(ns, "mock-server", "Paused").await?;
+        let (_, message) = rollout_ops::phase(ns, "mock-server").await?;
+        assert_eq!(message, "InconclusiveExperiment");
+        let reasons = |st: &shared_types::rollout::RolloutStatus| -> Vec<String> {
+            st.pause_conditions
+                .iter()
+                .flatten()
+                .map(|c| c.reason.clone())
+                .collect()
+        };
+        let st = rollout_ops::status(ns, "mock-server").await?;
+        assert_eq!(reasons(&st), ["InconclusiveExperiment"]);
+        assert_eq!(st.current_step_index, Some(1));
+        let out = argo(ns, &["get", "rollout", "mock-server"]).await?;
+        ensure!(
+            out.lines()
+                .any(|l| l.starts_with("Status:") && l.contains("Paused")),
+            "{out}"
+        );
+        // It stays paused: no step progress and no other Experiment.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let st = rollout_ops::status(ns, "mock-server").await?;
+        assert_eq!(reasons(&st), ["InconclusiveExperiment"]);
+        assert_eq!(st.current_step_index, Some(1));
+        assert_eq!(
+            e2e::names(&ns.api::<Experiment>()).await?,
+            std::slice::from_ref(&name)
+        );
+
+        // The endpoint recovers; `promote` runs the step again with a new Experiment.
+        health.store(1, Ordering::SeqCst);
+        let out = argo(ns, &["promote", "mock-server"]).await?;
+        ensure!(out.contains("rollout 'mock-server' promoted"), "{out}");
+        let next = format!("{name}-1");
+        e2e::wait_for("the second Experiment", TIMEOUT, || async {
+            Ok(ns.api::<Experiment>().get_opt(&next).await?)
+        })
+        .await?;
+        wait_phase(ns, &next, AnalysisPhase::Successful).await?;
+        rollout_ops::wait_phase(ns, "mock-server", "Healthy").await?;
+        let st = rollout_ops::status(ns, "mock-server").await?;
+        ensure!(
+            reasons(&st).is_empty(),
+            "pause conditions {:?}",
+            st.pause_conditions
+        );
+        assert_eq!(st.current_step_index, Some(3));
+        assert_eq!(
+            experiment(ns, &name).await?.status.unwrap().phase_or_pending(),
+            AnalysisPhase::Inconclusive
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: run scripts/test.sh"]
+async fn plugin_creates_gets_and_terminates_an_experiment() -> Result<()> {
+    with_namespace("exp-plugin", async |ns| {
+        let (url, _health) = health_endpoint().await;
+        let (_analysis, _) = start_analysis_controller(ns, &[], &[]).await?;
+        let (_controller, _) = start_experiment_controller(ns, &[]).await?;
+        // A long required analysis and no duration: only `terminate` ends it.
+        ns.apply_value(health_template(&url, 600)).await?;
+        let mut ex = manifest_6("");
+        ex["metadata"]["name"] = json!("by-plugin");
+        ex["spec"].as_object_mut().unwrap().remove("duration");
+        ex["spec"]["templates"].as_array_mut().unwrap().truncate(2);
+        ex["spec"]["scaleDownDelaySeconds"] = json!(0);
+        ex["spec"]["analyses"] = json!([{
+            "name": "health", "templateName": "health", "requiredForCompletion": true,
+            "args": [{"name": "hash", "value": "{{templates.canary.podTemplateHash}}"}]
+        }]);
+        let file = std::env::temp_dir().join(format!("{}-experiment.yaml", ns.name));
+        std::fs::write(&file, serde_json::to_string_pretty(&ex)?)?;
+        let out = argo(ns, &["create", "-f", file.to_str().unwrap()]).await;
+        let _ = std::fs::remove_file(&file);
+        let out = out?;
+        ensure!(out.trim() == "experiment.argoproj.io/by-plugin created", "{out}");
+        wait_until("Running with a running analysis", TIMEOUT, || async {
+            let st = experiment(ns, "by-plugin").await?.status.unwrap_or_default();
+            let run = st.analysis_run("health").map(|r| r.phase);
+            Ok(
+                if st.phase_or_pending() == AnalysisPhase::Running && run == Some(AnalysisPhase::Running) {
+                    Ok(())
+                } else {
+                    Err(format!("{:?} {run:?}", st.phase))
+                },
+            )
+        })
+        .await?;
+        // `get experiment`: the header and the tree of its ReplicaSets and AnalysisRun.
+        let out = argo(ns, &["get", "experiment", "by-plugin"]).await?;
+        let line = |prefix: &str, has: &str| out.lines().any(|l| l.starts_with(prefix) && l.contains(has));
+        ensure!(line("Name:", "by-plugin"), "{out}");
+        ensure!(line("Namespace:", &ns.name), "{out}");
+        ensure!(line("Status:", "Running"), "{out}");
+        ensure!(
+            out.lines()
+                .any(|l| l.contains("Σ by-plugin ") && l.contains("Experiment") && l.contains("Running")),
+            "{out}"
+        );
+        for t in ["baseline", "canary"] {
+            ensure!(
+                out.lines()
+                    .any(|l| l.contains(&format!("⧉ by-plugin-{t} ")) && l.contains("ReplicaSet")),
+                "{out}"
+            );
+        }
+        ensure!(
+            out.lines()
+                .any(|l| l.contains("α by-plugin-health ") && l.contains("AnalysisRun")),
+            "{out}"
+        );
+        let (code, _, stderr) = e2e::argo_rollouts(ns, &["get", "experiment", "nowhere"]).await?;
+        ensure!(code != 0 && stderr.contains("nowhere"), "{code}: {stderr}");
+
+        // `terminate experiment` (Argo's plugin prints `retried` here): the running required
+        // analysis is terminated and the experiment ends Successful, its pods scaled down.
+        let out = argo(ns, &["terminate", "experiment", "by-plugin"]).await?;
+        ensure!(out.trim() == "experiment 'by-plugin' retried", "{out}");
+        let ex = wait_phase(ns, "by-plugin", AnalysisPhase::Successful).await?;
+        ensure!(ex.spec.is_terminating(), "spec.terminate not set");
+        let run = ns.api::<AnalysisRun>().get("by-plugin-health").await?;
+        ensure!(run.spec.is_terminating(), "the AnalysisRun was not terminated");
+        assert_eq!(
+            run.status.unwrap_or_default().phase_or_pending(),
+            AnalysisPhase::Successful
+        );
+        wait_until("ReplicaSets at 0", TIMEOUT, || async {
+            let rss = replica_sets(ns).await?;
+            Ok(
+                if rss.len() == 2 && rss.iter().all(|(_, r, a)| (*r, *a) == (0, 0)) {
+                    Ok(())
+                } else {
+                    Err(format!("{rss:?}"))
+                },
+            )
+        })
+        .await?;
+        let out = argo(ns, &["get", "experiment", "by-plugin"]).await?;
+        ensure!(
+            out.lines()
+                .any(|l| l.starts_with("Status:") && l.contains("Successful")),
+            "{out}"
+        );
         Ok(())
     })
     .await

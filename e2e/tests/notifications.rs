@@ -363,29 +363,32 @@ async fn completions_reach_slack_webhook_and_email_once_across_restarts_and_down
         );
         assert!(mails[0].contains("X-RcptTo: ops@example.com"), "{}", mails[0]);
 
-        // A canary update completes: exactly one more each.
+        // A canary update completes: exactly one more each. The controller is killed (-9) the
+        // moment the Slack message arrives and started again: nothing is sent twice.
         set_image(ns, "mock-server", "ghcr.io/ssup2/mock-go-server:2.0.0").await?;
         completed(ns, "mock-server").await?;
+        wait_until("the second Slack message", TIMEOUT, || async {
+            let got = receivers.at("/api/chat.postMessage").len();
+            Ok(if got >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{got} so far"))
+            })
+        })
+        .await?;
+        let before_kill = metric(
+            port,
+            r#"notification_send_success_total{trigger="on-rollout-completed",service="slack"}"#,
+        )
+        .await?;
+        let port = restart(ns, &mut notifications).await?;
+        assert_eq!(before_kill, 2.0);
         let slack = receivers.expect("/api/chat.postMessage", 2).await?;
         let attachments: Value = serde_json::from_str(&form_value(&slack[1].body, "attachments"))?;
         assert_eq!(
             attachments[0]["fields"][1]["value"],
             "ghcr.io/ssup2/mock-go-server:2.0.0"
         );
-        receivers.expect("/hooks/plain", 2).await?;
-        smtp.expect(2).await?;
-        assert_eq!(
-            metric(
-                port,
-                r#"notification_send_success_total{trigger="on-rollout-completed",service="slack"}"#
-            )
-            .await?,
-            2.0
-        );
-
-        // kill -9 right after the sends and start again: nothing is sent twice.
-        let port = restart(ns, &mut notifications).await?;
-        receivers.expect("/api/chat.postMessage", 2).await?;
         receivers.expect("/hooks/plain", 2).await?;
         smtp.expect(2).await?;
         ensure!(

@@ -967,8 +967,13 @@ fn reconcile_analysis(state: &mut State<'_>, analysis: &ExperimentAnalysisTempla
                 let phase = run_status.phase_or_pending();
                 st.analysis_run = run.name_any();
                 if state.terminating {
-                    // Argo stops mirroring the run once the experiment winds down.
-                    if !phase.is_completed() && !run.spec.is_terminating() {
+                    // Running runs are terminated once the experiment winds down; a run that has
+                    // ended (e.g. terminated by us) is still mirrored, so that a required one does
+                    // not hold a terminated experiment Running forever.
+                    if phase.is_completed() {
+                        st.phase = phase;
+                        st.message = run_status.message.filter(|m| !m.is_empty());
+                    } else if !run.spec.is_terminating() {
                         state
                             .actions
                             .push(Action::TerminateAnalysisRun { name: run.name_any() });
@@ -1667,6 +1672,45 @@ mod tests {
         assert_eq!(phase(&ex), AnalysisPhase::Running);
         set_run_phase(&mut w, AnalysisPhase::Successful, "");
         w.step(&mut ex, at(21), true);
+        assert_eq!(phase(&ex), AnalysisPhase::Successful);
+    }
+
+    #[test]
+    fn terminating_with_a_running_required_analysis_terminates_it_and_ends() {
+        let mut ex = analysis_experiment(true, None);
+        let mut w = World::new();
+        for s in 0..4 {
+            w.step(&mut ex, at(s), true);
+        }
+        set_run_phase(&mut w, AnalysisPhase::Running, "");
+        w.step(&mut ex, at(5), true);
+        assert_eq!(phase(&ex), AnalysisPhase::Running);
+        ex.spec.terminate = Some(true);
+        let d = w.step(&mut ex, at(6), true);
+        assert!(d.actions.contains(&Action::TerminateAnalysisRun {
+            name: "exp-compare".into()
+        }));
+        assert!(w.runs[0].spec.is_terminating());
+        // The analysis controller ends the terminated run (Argo: Successful, `Run Terminated`).
+        set_run_phase(&mut w, AnalysisPhase::Successful, "Run Terminated");
+        w.step(&mut ex, at(7), true);
+        assert_eq!(phase(&ex), AnalysisPhase::Successful);
+        let st = ex.status.clone().unwrap();
+        assert_eq!(
+            st.analysis_run("compare").unwrap().phase,
+            AnalysisPhase::Successful
+        );
+        assert_eq!(
+            template_status(&ex, "canary").status,
+            Some(TemplateStatusCode::Successful)
+        );
+        // Nothing is terminated twice, and the outcome stays.
+        let d = w.step(&mut ex, at(8), true);
+        assert!(
+            !d.actions
+                .iter()
+                .any(|a| matches!(a, Action::TerminateAnalysisRun { .. }))
+        );
         assert_eq!(phase(&ex), AnalysisPhase::Successful);
     }
 

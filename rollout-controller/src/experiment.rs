@@ -186,6 +186,14 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
         .and_then(|s| s.experiment.as_ref());
     let mut current = current.cloned();
     if let Some(step) = step {
+        if current
+            .as_ref()
+            .is_some_and(|e| resumed_after_inconclusive(ctx, e))
+        {
+            // Someone resumed (promoted) the rollout the Inconclusive experiment paused: the step
+            // runs a new Experiment (under the next free name); the old one is history.
+            current = None;
+        }
         if current.is_none() {
             if ctx.stable_rs.is_none() {
                 return;
@@ -233,6 +241,20 @@ pub(crate) fn reconcile(ctx: &mut Ctx) {
     ctx.plan
         .actions
         .extend(deleted.into_iter().map(Action::DeleteExperiment));
+}
+
+/// Whether the rollout was resumed after `experiment` ended Inconclusive and paused it: the
+/// controller's pause is still recorded but its `InconclusiveExperiment` condition was cleared
+/// (`promote`). Like Argo's `needsNewAnalysisRun` for an Inconclusive AnalysisRun. (Argo itself
+/// stops naming an Inconclusive experiment as current and starts a new one at once, even while
+/// the rollout stays paused; here the new one waits for the promote.)
+fn resumed_after_inconclusive(ctx: &Ctx, experiment: &Experiment) -> bool {
+    phase(experiment) == AnalysisPhase::Inconclusive
+        && ctx.old.is_controller_paused()
+        && ctx
+            .pause_condition(pause_reason::INCONCLUSIVE_EXPERIMENT)
+            .is_none()
+        && ctx.pause_condition(pause_reason::CANARY_PAUSE_STEP).is_none()
 }
 
 /// Creates the step's Experiment under the first free name (or takes over ours under it).

@@ -573,6 +573,61 @@ fn experiment_step_failure_aborts() {
     );
 }
 
+fn pause_reasons(w: &World) -> Vec<String> {
+    w.rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.pause_conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.reason)
+        .collect()
+}
+
+#[test]
+fn inconclusive_experiment_pauses_until_promoted_then_runs_a_new_one() {
+    let mut w = with_experiment();
+    w.settle();
+    w.set_image("ghcr.io/ssup2/mock-go-server:2.0.0");
+    w.settle();
+    w.set_experiment_phase(EXPERIMENT, Running, None);
+    w.settle();
+    w.set_experiment_phase(
+        EXPERIMENT,
+        Inconclusive,
+        Some("Metric \"m\" assessed Inconclusive"),
+    );
+    w.settle();
+    assert_eq!(w.phase().0, "Paused");
+    assert_eq!(pause_reasons(&w), ["InconclusiveExperiment"]);
+    assert_eq!(w.step(), Some(1));
+    // Paused: the step neither completes nor starts another Experiment.
+    w.advance(60);
+    w.settle();
+    assert_eq!(pause_reasons(&w), ["InconclusiveExperiment"]);
+    assert_eq!(w.experiment_states().len(), 1);
+    assert_eq!(current_experiment(&w).as_deref(), Some(EXPERIMENT));
+
+    // Promote: a new Experiment runs the step again, and its success completes it.
+    w.promote();
+    w.settle();
+    let next = format!("{EXPERIMENT}-1");
+    assert_eq!(pause_reasons(&w), Vec::<String>::new());
+    assert_eq!(w.phase().0, "Progressing");
+    assert_eq!(w.step(), Some(1));
+    assert_eq!(current_experiment(&w).as_deref(), Some(next.as_str()));
+    assert_eq!(
+        w.experiment_states().into_keys().collect::<Vec<_>>(),
+        [EXPERIMENT.to_string(), next.clone()]
+    );
+    w.set_experiment_phase(&next, Running, None);
+    w.settle();
+    w.set_experiment_phase(&next, Successful, None);
+    w.settle();
+    assert_eq!(w.phase(), ("Healthy".into(), String::new()));
+    assert_eq!(w.step(), Some(3));
+}
+
 #[test]
 fn abort_terminates_the_running_experiment() {
     let mut w = with_experiment();
