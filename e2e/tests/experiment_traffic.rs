@@ -132,11 +132,20 @@ struct Case {
     canary: (&'static str, &'static str),
     /// The `destination_service_name` the canary step's `success-rate` template queries.
     success_rate_service: &'static str,
-    /// Whether the seed's 2.2.6 `get rollout` transcript applies (same pod template hashes).
-    seed_transcript: bool,
+    /// The seed's `get rollout` transcript while the experiment runs, if it applies.
+    seed_transcript: Option<SeedTranscript>,
     /// Whether the first Experiment's comparison fails (both templates at a low success ratio)
     /// and `retry` runs a second one, as in the seed's 2.2.6 transcript.
     first_fails: bool,
+}
+
+/// A seed `get rollout` transcript (in the plugin's golden directory) and the pod template
+/// hashes it shows, replaced by this run's: the seed's 2.2.9 manifest was edited after its
+/// transcript was taken, so its hashes are not those of the manifest.
+struct SeedTranscript {
+    name: &'static str,
+    stable_hash: &'static str,
+    canary_hash: &'static str,
 }
 
 /// The first Experiment `first` fails: the Rollout aborts with the seed's message, its
@@ -359,7 +368,7 @@ async fn seed_experiment_case(ns: &mut TestNamespace, case: Case) -> Result<()> 
             "DestinationRule subsets {got:?}"
         );
     }
-    if case.seed_transcript {
+    if let Some(seed) = &case.seed_transcript {
         // The seed's `get rollout` while the experiment runs (ages, pods and the AnalysisRun's
         // measurement counts aside: the seed's comparison was failing at that moment).
         let without_run = |lines: Vec<String>| -> Vec<String> {
@@ -369,9 +378,10 @@ async fn seed_experiment_case(ns: &mut TestNamespace, case: Case) -> Result<()> 
                 .collect()
         };
         let want = without_run(comparable_get_rollout(
-            &transcript("experiment_running")?
+            &transcript(seed.name)?
                 .replace("Namespace:       default", "Namespace:       X")
-                .replace("7c6fcfb847", &hash),
+                .replace(seed.stable_hash, &old)
+                .replace(seed.canary_hash, &hash),
             &ns.name,
         ));
         let last = std::sync::Mutex::new(String::new());
@@ -505,7 +515,11 @@ async fn seed_2_2_6_virtual_service_experiment_routes_then_completes() -> Result
                 stable: ("mock-server-stable", ""),
                 canary: ("mock-server-canary", ""),
                 success_rate_service: "mock-server-canary",
-                seed_transcript: true,
+                seed_transcript: Some(SeedTranscript {
+                    name: "experiment_running",
+                    stable_hash: "6579c6cc98",
+                    canary_hash: "7c6fcfb847",
+                }),
                 first_fails: false,
             },
         )
@@ -527,8 +541,11 @@ async fn seed_2_2_9_destination_rule_experiment_subsets_then_completes() -> Resu
                 stable: ("mock-server", "stable"),
                 canary: ("mock-server", "canary"),
                 success_rate_service: "mock-server",
-                // Manifest 18's template carries Prometheus annotations: other hashes.
-                seed_transcript: false,
+                seed_transcript: Some(SeedTranscript {
+                    name: "experiment_running_destination_rule",
+                    stable_hash: "5f59cc96",
+                    canary_hash: "789cf554d9",
+                }),
                 first_fails: false,
             },
         )
@@ -551,7 +568,7 @@ async fn seed_2_2_6_failing_experiment_aborts_then_retry_succeeds() -> Result<()
                 canary: ("mock-server-canary", ""),
                 success_rate_service: "mock-server-canary",
                 // The seed's running transcript shows the first Experiment only.
-                seed_transcript: false,
+                seed_transcript: None,
                 first_fails: true,
             },
         )
@@ -573,7 +590,7 @@ async fn seed_2_2_9_failing_experiment_aborts_then_retry_succeeds() -> Result<()
                 stable: ("mock-server", "stable"),
                 canary: ("mock-server", "canary"),
                 success_rate_service: "mock-server",
-                seed_transcript: false,
+                seed_transcript: None,
                 first_fails: true,
             },
         )
