@@ -27,6 +27,7 @@ use shared_runtime::{
     leader::{LeaderArgs, LeaderGate},
     metrics::{ObjectLabels, ReconcileMetrics},
     runtime::{Failure, FailurePolicy, Runtime, object_key, observe_reconcile},
+    shard::{self, Ownership, Shard, ShardArgs},
     synced::{self, Synced},
 };
 use shared_types::{
@@ -53,9 +54,12 @@ pub struct Args {
     /// Flags shared by all controllers.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Leader election (until runs are split over replicas, one process measures).
+    /// Leader election: one replica measures (unless `--sharding`).
     #[command(flatten)]
     pub leader: LeaderArgs,
+    /// Sharding: every replica measures its share of the runs.
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// AnalysisRuns reconciled in parallel (provider calls run outside these workers).
     #[arg(long, env = "ARGO_ROLLOUTS_ANALYSIS_THREADS", default_value_t = 30)]
     pub analysis_threads: u16,
@@ -83,15 +87,27 @@ pub struct Context {
     written_from: Mutex<HashMap<String, (String, std::time::Instant)>>,
     /// Whether this process leads: only the leader measures.
     leader: LeaderGate,
+    /// With `--sharding`: which runs are this replica's.
+    shard: Option<Shard>,
 }
 
 /// The Lease of the analysis controller (the rollout controller's is `argo-rollouts-controller-lock`).
 pub const ANALYSIS_CONTROLLER_LEASE: &str = "argo-rollouts-analysis-controller-lock";
 
-/// Which runs this process measures: one function of the run, so runs can later be split over
-/// replicas without touching the scheduler (today every run is ours).
-pub fn measures(_run: &AnalysisRun) -> bool {
-    true
+/// The shard group of the analysis controller's replicas with `--sharding`: member Leases
+/// `argo-rollouts-analysis-controller[-<instance-id>]-member-<id>`.
+pub const ANALYSIS_CONTROLLER_SHARD_GROUP: &str = "argo-rollouts-analysis-controller";
+
+impl Context {
+    /// Whether this process measures `run` now: the leader measures every run; with sharding,
+    /// each replica its own share (a run taken over from another replica after the handoff).
+    fn ownership(&self, run: &AnalysisRun) -> Ownership {
+        match &self.shard {
+            Some(shard) => shard.ownership(run.metadata.uid.as_deref().unwrap_or_default()),
+            None if self.leader.is_leader() => Ownership::Mine,
+            None => Ownership::NotMine,
+        }
+    }
 }
 
 /// Runs the controller until SIGTERM/SIGINT.
@@ -99,7 +115,24 @@ pub async fn run(args: Args) -> Result<(), Error> {
     provider::install_crypto_provider();
     let mut rt = Runtime::start(&args.common, "analysis-controller", "rollouts-controller").await?;
     rt.require_served::<AnalysisRun>().await?;
-    let leader = rt.elect(&args.leader, ANALYSIS_CONTROLLER_LEASE)?;
+    let (leader, shard) = if args.shard.sharding {
+        let group = shared_runtime::leader::lease_name(
+            ANALYSIS_CONTROLLER_SHARD_GROUP,
+            args.common.instance_id.as_deref(),
+        );
+        let shard = shard::join(
+            rt.client.clone(),
+            &args.leader.namespace(),
+            &group,
+            &args.shard,
+            rt.shutdown.clone(),
+        )
+        .await?;
+        shard.register_metrics(&mut rt.registry, "analysis_controller");
+        (LeaderGate::always(), Some(shard))
+    } else {
+        (rt.elect(&args.leader, ANALYSIS_CONTROLLER_LEASE)?, None)
+    };
     let (runs, run_writer) = reflector::store::<AnalysisRun>();
     // Job metrics: a finished Job wakes its run.
     let (job_events, jobs_synced) = synced::track(
@@ -136,7 +169,13 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let ctx = Arc::new(Context {
         client: rt.client.clone(),
         events: rt.events.clone(),
-        metrics: crate::metrics::register(&mut rt.registry, runs.clone(), templates, cluster_templates),
+        metrics: crate::metrics::register(
+            &mut rt.registry,
+            runs.clone(),
+            templates,
+            cluster_templates,
+            shard.clone(),
+        ),
         failures: FailurePolicy::new(rt.events.clone(), "ReconcileError"),
         env: ProviderEnv::from_env(),
         provider_timeout: Duration::from_secs(args.provider_timeout_seconds.max(1)),
@@ -145,6 +184,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         wake,
         written_from: Mutex::default(),
         leader: leader.clone(),
+        shard: shard.clone(),
     });
     // A deleted run leaves nothing behind: its metrics series and what is kept in memory.
     let on_delete = ctx.clone();
@@ -161,9 +201,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
             }
         }),
     );
+    let membership_changes = match &shard {
+        Some(shard) => shard.on_change().boxed(),
+        None => futures::stream::pending().boxed(),
+    };
     let work = Controller::for_stream(events.applied_objects(), runs)
         .with_config(ControllerConfig::default().concurrency(args.analysis_threads))
         .reconcile_all_on(leader.on_leading())
+        .reconcile_all_on(membership_changes)
         .owns_stream(job_events.applied_objects())
         .reconcile_on(woken)
         .graceful_shutdown_on(rt.shutdown_signal())
@@ -199,8 +244,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    if !ctx.leader.is_leader() || !measures(&run) || run.metadata.deletion_timestamp.is_some() {
+    if run.metadata.deletion_timestamp.is_some() {
         return Ok(Requeue::await_change());
+    }
+    match ctx.ownership(&run) {
+        Ownership::Mine => {}
+        Ownership::MineFrom(at) => {
+            return Ok(Requeue::requeue(
+                at.saturating_duration_since(std::time::Instant::now()),
+            ));
+        }
+        Ownership::NotMine => {
+            // Another replica's (now): what this one kept about the run is stale.
+            forget_unless_busy(&ctx, run.metadata.uid.as_deref().unwrap_or_default());
+            return Ok(Requeue::await_change());
+        }
     }
     observe_reconcile(
         &*run,

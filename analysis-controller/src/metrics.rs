@@ -9,7 +9,10 @@ use prometheus_client::{
     metrics::{family::Family, gauge::Gauge},
     registry::Registry,
 };
-use shared_runtime::metrics::ReconcileMetrics;
+use shared_runtime::{
+    metrics::ReconcileMetrics,
+    shard::{Ownership, Shard},
+};
 use shared_types::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Metric};
 
 /// Registers the reconcile metrics and the cache-backed collectors.
@@ -18,7 +21,14 @@ pub fn register(
     runs: Store<AnalysisRun>,
     templates: Store<AnalysisTemplate>,
     cluster_templates: Store<ClusterAnalysisTemplate>,
+    shard: Option<Shard>,
 ) -> ReconcileMetrics {
+    if let Some(shard) = shard {
+        registry.register_collector(Box::new(ShardCollector {
+            runs: runs.clone(),
+            shard,
+        }));
+    }
     registry.register_collector(Box::new(RunCollector { runs }));
     registry.register_collector(Box::new(TemplateCollector {
         templates,
@@ -50,6 +60,43 @@ struct MetricPhaseLabels {
     r#type: String,
     dry_run: String,
     phase: String,
+}
+
+/// `analysis_controller_shard_owned_runs`: how many runs (of any phase) this replica owns.
+struct ShardCollector {
+    runs: Store<AnalysisRun>,
+    shard: Shard,
+}
+
+impl std::fmt::Debug for ShardCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardCollector")
+            .field("member", &self.shard.me())
+            .finish()
+    }
+}
+
+impl Collector for ShardCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let owned = self
+            .runs
+            .state()
+            .iter()
+            .filter(|run| {
+                self.shard
+                    .ownership(run.metadata.uid.as_deref().unwrap_or_default())
+                    != Ownership::NotMine
+            })
+            .count();
+        let gauge = Gauge::<i64>::default();
+        gauge.set(i64::try_from(owned).unwrap_or(i64::MAX));
+        gauge.encode(encoder.encode_descriptor(
+            "analysis_controller_shard_owned_runs",
+            "AnalysisRuns this replica owns (measures) under sharding.",
+            None,
+            gauge.metric_type(),
+        )?)
+    }
 }
 
 #[derive(Debug)]

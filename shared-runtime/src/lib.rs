@@ -11,6 +11,7 @@ pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod runtime;
+pub mod shard;
 pub mod synced;
 
 use std::path::Path;
@@ -66,6 +67,9 @@ pub enum Error {
     /// The leader election timing flags contradict each other.
     #[error("invalid leader election flags: {0}")]
     LeaderElectionFlags(String),
+    /// The sharding timing flags contradict each other.
+    #[error("invalid sharding flags: {0}")]
+    ShardFlags(String),
     /// An admin server port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
