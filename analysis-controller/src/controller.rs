@@ -17,7 +17,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{Action as Requeue, Config as ControllerConfig},
-        reflector::{self, ObjectRef},
+        reflector::ObjectRef,
         watcher,
     },
 };
@@ -133,7 +133,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
     } else {
         (rt.elect(&args.leader, ANALYSIS_CONTROLLER_LEASE)?, None)
     };
-    let (runs, run_writer) = reflector::store::<AnalysisRun>();
+    let instance = || watcher::Config::default().labels(&rt.instance_selector);
+    let (runs, run_events, runs_synced) = synced::cached(rt.api::<AnalysisRun>(), instance());
     // Job metrics: a finished Job wakes its run.
     let (job_events, jobs_synced) = synced::track(
         watcher(
@@ -143,24 +144,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .default_backoff(),
     );
     // Templates only feed `analysis_template_info` / `analysis_template_metric_info`.
-    let (templates, writer) = reflector::store::<AnalysisTemplate>();
-    let (template_events, templates_synced) = synced::track(
-        watcher(
-            rt.api::<AnalysisTemplate>(),
-            watcher::Config::default().labels(&rt.instance_selector),
-        )
-        .default_backoff()
-        .reflect(writer),
-    );
-    let (cluster_templates, writer) = reflector::store::<ClusterAnalysisTemplate>();
-    let (cluster_template_events, cluster_templates_synced) = synced::track(
-        watcher(
-            Api::<ClusterAnalysisTemplate>::all(rt.client.clone()),
-            watcher::Config::default().labels(&rt.instance_selector),
-        )
-        .default_backoff()
-        .reflect(writer),
-    );
+    let (templates, template_events, templates_synced) =
+        synced::cached(rt.api::<AnalysisTemplate>(), instance());
+    let (cluster_templates, cluster_template_events, cluster_templates_synced) =
+        synced::cached(Api::<ClusterAnalysisTemplate>::all(rt.client.clone()), instance());
     let caches = futures::future::join(
         template_events.for_each(|_| futures::future::ready(())),
         cluster_template_events.for_each(|_| futures::future::ready(())),
@@ -188,19 +175,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
     });
     // A deleted run leaves nothing behind: its metrics series and what is kept in memory.
     let on_delete = ctx.clone();
-    let (events, runs_synced) = synced::track(
-        watcher(
-            rt.api::<AnalysisRun>(),
-            watcher::Config::default().labels(&rt.instance_selector),
-        )
-        .default_backoff()
-        .reflect(run_writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(run)) = event {
-                forget_deleted(&on_delete, run);
-            }
-        }),
-    );
+    let events = run_events.inspect(move |event| {
+        if let Ok(watcher::Event::Delete(run)) = event {
+            forget_deleted(&on_delete, run);
+        }
+    });
     let membership_changes = match &shard {
         Some(shard) => shard.on_change().boxed(),
         None => futures::stream::pending().boxed(),

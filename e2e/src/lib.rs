@@ -375,36 +375,13 @@ impl Process {
     }
 }
 
-/// Starts the rollout controller for one namespace, with its admin endpoints on a free port.
-/// Returns the process and the admin port.
-pub async fn start_rollout_controller(ns: &mut TestNamespace, extra: &[&str]) -> Result<(Process, u16)> {
-    let port = free_port()?;
-    let mut args = vec![
-        "--namespace".to_string(),
-        ns.name.clone(),
-        "--metrics-addr".into(),
-        format!("127.0.0.1:{port}"),
-        "--healthz-addr".into(),
-        format!("127.0.0.1:{port}"),
-        "--loglevel".into(),
-        "info,rollout_controller=debug".into(),
-        // A Lease per test namespace: tests run in parallel, each with its own controller.
-        "--leader-election-namespace".into(),
-        ns.name.clone(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut process = Process::start("rollout-controller", &args)?;
-    ns.attach_log(process.log.clone());
-    process.wait_ready(port, Duration::from_secs(60)).await?;
-    Ok((process, port))
-}
-
-/// Starts the analysis controller for one namespace, with its admin endpoints on a free port
-/// and `env` added to its environment (e.g. `ARGO_ROLLOUTS_PROMETHEUS_ADDRESS`, the Prometheus
-/// address of metrics that name none). Its log is part of the namespace's failure dump.
-/// Returns the process and the admin port once `/readyz` answers 200.
-pub async fn start_analysis_controller(
+/// Starts one of our controllers for one namespace: admin endpoints on a free port, debug logs
+/// of its own crate, its Lease (and `POD_NAMESPACE`) in the test's namespace, since tests run in
+/// parallel, each with its own controllers; then `extra` flags and `env`. Its log is part of the
+/// namespace's failure dump. Returns the process and the admin port once `/readyz` answers 200.
+pub async fn start_controller(
     ns: &mut TestNamespace,
+    binary: &str,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Result<(Process, u16)> {
@@ -417,17 +394,33 @@ pub async fn start_analysis_controller(
         "--healthz-addr".into(),
         format!("127.0.0.1:{port}"),
         "--loglevel".into(),
-        "info,analysis_controller=debug".into(),
+        format!("info,{}=debug", binary.replace('-', "_")),
+        "--leader-election-namespace".into(),
+        ns.name.clone(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    // Should the analysis controller elect a leader, its Lease belongs in the test's namespace
-    // (tests run in parallel, each with its own controllers).
     let mut all_env = vec![("POD_NAMESPACE", ns.name.as_str())];
     all_env.extend(env.iter().copied());
-    let mut process = Process::start_with_env("analysis-controller", &args, &all_env)?;
+    let mut process = Process::start_with_env(binary, &args, &all_env)?;
     ns.attach_log(process.log.clone());
     process.wait_ready(port, Duration::from_secs(60)).await?;
     Ok((process, port))
+}
+
+/// Starts the rollout controller for one namespace (see [`start_controller`]).
+pub async fn start_rollout_controller(ns: &mut TestNamespace, extra: &[&str]) -> Result<(Process, u16)> {
+    start_controller(ns, "rollout-controller", extra, &[]).await
+}
+
+/// Starts the analysis controller for one namespace with `env` added to its environment (e.g.
+/// `ARGO_ROLLOUTS_PROMETHEUS_ADDRESS`, the Prometheus address of metrics that name none); see
+/// [`start_controller`].
+pub async fn start_analysis_controller(
+    ns: &mut TestNamespace,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Process, u16)> {
+    start_controller(ns, "analysis-controller", extra, env).await
 }
 
 /// A plain HTTP GET on loopback (enough for the admin endpoints): `(status, body)`.
@@ -616,56 +609,73 @@ pub fn analysis_run_rows(get_rollout: &str) -> Vec<String> {
         .collect()
 }
 
-/// Starts the experiment controller for one namespace, with its admin endpoints on a free port
-/// and its Lease in the test's namespace (tests run in parallel, each with its own
-/// controllers). Its log is part of the namespace's failure dump. Returns the process and the
-/// admin port once `/readyz` answers 200.
+/// Starts the experiment controller for one namespace (see [`start_controller`]).
 pub async fn start_experiment_controller(ns: &mut TestNamespace, extra: &[&str]) -> Result<(Process, u16)> {
-    let port = free_port()?;
-    let mut args = vec![
-        "--namespace".to_string(),
-        ns.name.clone(),
-        "--metrics-addr".into(),
-        format!("127.0.0.1:{port}"),
-        "--healthz-addr".into(),
-        format!("127.0.0.1:{port}"),
-        "--loglevel".into(),
-        "info,experiment_controller=debug".into(),
-        "--leader-election-namespace".into(),
-        ns.name.clone(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut process = Process::start("experiment-controller", &args)?;
-    ns.attach_log(process.log.clone());
-    process.wait_ready(port, Duration::from_secs(60)).await?;
-    Ok((process, port))
+    start_controller(ns, "experiment-controller", extra, &[]).await
 }
 
 /// Starts the notification controller for one namespace: its ConfigMap and Secret
-/// (`argo-rollouts-notification-configmap`/`-secret`) and its Lease in the test's namespace,
-/// admin endpoints on a free port, short waits between delivery attempts. Its log is part of
-/// the namespace's failure dump. Returns the process and the admin port once `/readyz` answers.
+/// (`argo-rollouts-notification-configmap`/`-secret`) in the test's namespace, short waits between
+/// delivery attempts (see [`start_controller`]).
 pub async fn start_notification_controller(ns: &mut TestNamespace, extra: &[&str]) -> Result<(Process, u16)> {
-    let port = free_port()?;
-    let mut args = vec![
-        "--namespace".to_string(),
-        ns.name.clone(),
-        "--notifications-namespace".into(),
-        ns.name.clone(),
-        "--metrics-addr".into(),
-        format!("127.0.0.1:{port}"),
-        "--healthz-addr".into(),
-        format!("127.0.0.1:{port}"),
-        "--loglevel".into(),
-        "info,notification_controller=debug".into(),
-        "--leader-election-namespace".into(),
-        ns.name.clone(),
-        "--notification-retry-wait".into(),
-        "200ms".into(),
+    let namespace = ns.name.clone();
+    let mut flags = vec![
+        "--notifications-namespace",
+        &namespace,
+        "--notification-retry-wait",
+        "200ms",
     ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut process = Process::start("notification-controller", &args)?;
-    ns.attach_log(process.log.clone());
-    process.wait_ready(port, Duration::from_secs(60)).await?;
-    Ok((process, port))
+    flags.extend_from_slice(extra);
+    start_controller(ns, "notification-controller", &flags, &[]).await
+}
+
+/// A kubeconfig authenticating as `system:serviceaccount:<namespace>:<service_account>`: a
+/// token from the TokenRequest API (valid for an hour) with the test cluster's server and CA,
+/// written to a file in the temp dir. Returns its path. Lets a test run a controller with
+/// exactly the permissions its Helm chart grants that ServiceAccount.
+pub async fn service_account_kubeconfig(namespace: &str, service_account: &str) -> Result<PathBuf> {
+    use k8s_openapi::api::{
+        authentication::v1::{TokenRequest, TokenRequestSpec},
+        core::v1::ServiceAccount,
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(client().await?, namespace);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request(service_account, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for {namespace}/{service_account}"))?
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| anyhow!("the TokenRequest for {namespace}/{service_account} has no status"))?;
+    let admin_path = kubeconfig_path()?;
+    let admin = kube::config::Kubeconfig::read_from(&admin_path)
+        .with_context(|| format!("reading {}", admin_path.display()))?;
+    let cluster = admin
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == admin.current_context.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .ok_or_else(|| anyhow!("{} has no current context", admin_path.display()))?;
+    let user = format!("system:serviceaccount:{namespace}:{service_account}");
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": serde_json::to_value(&admin.clusters)?,
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": cluster, "user": user, "namespace": namespace}}],
+        "current-context": user,
+    });
+    let path = std::env::temp_dir().join(format!(
+        "argo-rs-e2e-{namespace}-{service_account}-{:08x}.kubeconfig",
+        rand_suffix()
+    ));
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }

@@ -15,7 +15,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{Action as Requeue, Config as ControllerConfig},
-        reflector::{self, Store},
+        reflector::Store,
         watcher,
     },
 };
@@ -87,45 +87,19 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let leader = rt.elect(&args.leader, EXPERIMENT_CONTROLLER_LEASE)?;
     let instance = || watcher::Config::default().labels(&rt.instance_selector);
 
-    let (experiments, writer) = reflector::store::<Experiment>();
-    let (experiment_events, experiments_synced) = synced::track(
-        watcher(rt.api::<Experiment>(), instance())
-            .default_backoff()
-            .reflect(writer),
+    let (experiments, experiment_events, experiments_synced) =
+        synced::cached(rt.api::<Experiment>(), instance());
+    let (replica_sets, rs_events, rs_synced) = synced::cached(
+        rt.api::<ReplicaSet>(),
+        watcher::Config::default().labels(keys::POD_TEMPLATE_HASH),
     );
-    let (replica_sets, writer) = reflector::store::<ReplicaSet>();
-    let (rs_events, rs_synced) = synced::track(
-        watcher(
-            rt.api::<ReplicaSet>(),
-            watcher::Config::default().labels(keys::POD_TEMPLATE_HASH),
-        )
-        .default_backoff()
-        .reflect(writer),
-    );
-    let (services, writer) = reflector::store::<Service>();
-    let (service_events, services_synced) = synced::track(
-        watcher(rt.api::<Service>(), watcher::Config::default())
-            .default_backoff()
-            .reflect(writer),
-    );
-    let (runs, writer) = reflector::store::<AnalysisRun>();
-    let (run_events, runs_synced) = synced::track(
-        watcher(rt.api::<AnalysisRun>(), instance())
-            .default_backoff()
-            .reflect(writer),
-    );
-    let (templates, writer) = reflector::store::<AnalysisTemplate>();
-    let (template_events, templates_synced) = synced::track(
-        watcher(rt.api::<AnalysisTemplate>(), instance())
-            .default_backoff()
-            .reflect(writer),
-    );
-    let (cluster_templates, writer) = reflector::store::<ClusterAnalysisTemplate>();
-    let (cluster_template_events, cluster_templates_synced) = synced::track(
-        watcher(Api::<ClusterAnalysisTemplate>::all(rt.client.clone()), instance())
-            .default_backoff()
-            .reflect(writer),
-    );
+    let (services, service_events, services_synced) =
+        synced::cached(rt.api::<Service>(), watcher::Config::default());
+    let (runs, run_events, runs_synced) = synced::cached(rt.api::<AnalysisRun>(), instance());
+    let (templates, template_events, templates_synced) =
+        synced::cached(rt.api::<AnalysisTemplate>(), instance());
+    let (cluster_templates, cluster_template_events, cluster_templates_synced) =
+        synced::cached(Api::<ClusterAnalysisTemplate>::all(rt.client.clone()), instance());
     let synced = vec![
         experiments_synced,
         rs_synced,

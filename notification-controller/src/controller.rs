@@ -143,51 +143,22 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .unwrap_or_else(|| "argo-rollouts".to_string());
     let instance = || watcher::Config::default().labels(&rt.instance_selector);
 
-    let (rollouts, writer) = reflector::store::<Rollout>();
-    let (rollout_events, rollouts_synced) = synced::track(
-        watcher(rt.api::<Rollout>(), instance())
-            .default_backoff()
-            .reflect(writer),
+    let (rollouts, rollout_events, rollouts_synced) = synced::cached(rt.api::<Rollout>(), instance());
+    let (replica_sets, rs_events, rs_synced) = synced::cached(
+        rt.api::<ReplicaSet>(),
+        watcher::Config::default().labels(keys::POD_TEMPLATE_HASH),
     );
-    let (replica_sets, writer) = reflector::store::<ReplicaSet>();
-    let (rs_events, rs_synced) = synced::track(
-        watcher(
-            rt.api::<ReplicaSet>(),
-            watcher::Config::default().labels(keys::POD_TEMPLATE_HASH),
-        )
-        .default_backoff()
-        .reflect(writer),
-    );
-    let (runs, writer) = reflector::store::<AnalysisRun>();
-    let (run_events, runs_synced) = synced::track(
-        watcher(rt.api::<AnalysisRun>(), instance())
-            .default_backoff()
-            .reflect(writer),
-    );
-    let (experiments, writer) = reflector::store::<Experiment>();
-    let (experiment_events, experiments_synced) = synced::track(
-        watcher(rt.api::<Experiment>(), instance())
-            .default_backoff()
-            .reflect(writer),
-    );
+    let (runs, run_events, runs_synced) = synced::cached(rt.api::<AnalysisRun>(), instance());
+    let (experiments, experiment_events, experiments_synced) =
+        synced::cached(rt.api::<Experiment>(), instance());
     let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let (config_maps, writer) = reflector::store::<ConfigMap>();
-    let (config_map_events, config_map_synced) = synced::track(
-        watcher(
-            Api::<ConfigMap>::namespaced(rt.client.clone(), &config_namespace),
-            named(CONFIG_MAP),
-        )
-        .default_backoff()
-        .reflect(writer),
+    let (config_maps, config_map_events, config_map_synced) = synced::cached(
+        Api::<ConfigMap>::namespaced(rt.client.clone(), &config_namespace),
+        named(CONFIG_MAP),
     );
-    let (secrets, writer) = reflector::store::<Secret>();
-    let (secret_events, secret_synced) = synced::track(
-        watcher(
-            Api::<Secret>::namespaced(rt.client.clone(), &config_namespace),
-            named(SECRET),
-        )
-        .default_backoff()
-        .reflect(writer),
+    let (secrets, secret_events, secret_synced) = synced::cached(
+        Api::<Secret>::namespaced(rt.client.clone(), &config_namespace),
+        named(SECRET),
     );
     // Objects are looked at once the configuration is loaded, not with the catalog alone.
     let (config_loaded_tx, config_loaded) = synced::manual();

@@ -6,7 +6,14 @@
 //! else polls them. A `tokio::sync::watch` channel wakes them all.
 
 use futures::{Stream, StreamExt};
-use kube::runtime::watcher;
+use kube::{
+    Api, Resource,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, Store},
+        watcher,
+    },
+};
 use tokio::sync::watch;
 
 /// Set once the watch it tracks has listed its objects (and the cache it fills holds them).
@@ -32,6 +39,26 @@ impl Synced {
             .into_iter()
             .all(|ok| ok)
     }
+}
+
+/// A watch of `api` (with back-off) filling a cache: the cache, the watch's events (to drive,
+/// or to trigger reconciles from) and whether it has listed its objects.
+#[allow(clippy::type_complexity)] // the three parts every watch of a controller needs
+pub fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    Synced,
+)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash + Default,
+{
+    let (store, writer) = reflector::store::<K>();
+    let (events, synced) = track(watcher(api, config).default_backoff().reflect(writer));
+    (store, events, synced)
 }
 
 /// A [`Synced`] its owner sets by hand, for state derived from several watches (a configuration
