@@ -125,6 +125,10 @@ async fn hook(
     body: String,
 ) -> StatusCode {
     let path = format!("/hooks/{rest}");
+    if path.starts_with("/hooks/refuse") {
+        record(&r, &method, path, &headers, body);
+        return StatusCode::METHOD_NOT_ALLOWED;
+    }
     if path.starts_with("/hooks/flaky") && r.flaky_calls.fetch_add(1, Ordering::SeqCst) < 2 {
         record(&r, &method, format!("{path} (refused)"), &headers, body);
         return StatusCode::INTERNAL_SERVER_ERROR;
@@ -230,10 +234,12 @@ async fn configure(ns: &TestNamespace, base: &str, smtp_port: u16, extra: &[(&st
             "url: {base}/hooks/plain\nheaders:\n- name: Authorization\n  value: Bearer $hook-token\n"
         )),
     );
-    data.insert(
-        "service.webhook.flaky".into(),
-        json!(format!("url: {base}/hooks/flaky\n")),
-    );
+    for hook in ["flaky", "refuse"] {
+        data.insert(
+            format!("service.webhook.{hook}"),
+            json!(format!("url: {base}/hooks/{hook}\n")),
+        );
+    }
     data.insert(
         "service.email".into(),
         json!(format!(
@@ -448,6 +454,7 @@ async fn a_failing_receiver_gets_the_message_once_and_a_bad_template_is_reported
             "web",
             json!({
                 "notifications.argoproj.io/subscribe.on-rollout-completed.flaky": "",
+                "notifications.argoproj.io/subscribe.on-rollout-completed.refuse": "",
                 "notifications.argoproj.io/subscribe.on-healthy.hooks": "",
             }),
         ))
@@ -465,8 +472,30 @@ async fn a_failing_receiver_gets_the_message_once_and_a_bad_template_is_reported
             .await?,
             1.0
         );
-        // The broken template: an Event naming it, nothing sent.
+        // A receiver that refuses for good (405) is tried again with back-off (5 s, then 10 s),
+        // not in a loop, and the failure is an Event.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let refused = receivers.at("/hooks/refuse").len();
+        ensure!(
+            (1..=3).contains(&refused),
+            "{refused} requests to a refusing receiver in ~8 s"
+        );
         let events = ns.api::<Event>();
+        let failed = e2e::wait_for("a NotificationFailed Event", TIMEOUT, || async {
+            Ok(events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("NotificationFailed"))
+                .and_then(|e| e.message))
+        })
+        .await?;
+        assert!(
+            failed.contains("webhook \"refuse\"") && failed.contains("405"),
+            "{failed}"
+        );
+        // The broken template: an Event naming it, nothing sent.
         let message = e2e::wait_for("a NotificationTemplateError Event", TIMEOUT, || async {
             Ok(events
                 .list(&ListParams::default())
@@ -483,13 +512,15 @@ async fn a_failing_receiver_gets_the_message_once_and_a_bad_template_is_reported
             receivers.at("/hooks/plain").is_empty(),
             "a broken template was sent"
         );
-        assert_eq!(
-            metric(
-                port,
-                r#"notification_send_error_total{trigger="on-healthy",service="webhook"}"#
-            )
-            .await?,
-            1.0
+        // Rendered again only with back-off (5 s, then 10 s), not on every change of the Rollout.
+        let render_failures = metric(
+            port,
+            r#"notification_send_error_total{trigger="on-healthy",service="webhook"}"#,
+        )
+        .await?;
+        ensure!(
+            (1.0..=3.0).contains(&render_failures),
+            "{render_failures} render attempts"
         );
         Ok(())
     })

@@ -53,6 +53,7 @@ use crate::{
     config::{CONFIG_MAP, Config, SECRET},
     metrics::SendMetrics,
     record::{self, Due, Record},
+    retry::RetryGate,
     service::{self, Backoff},
     subscription::{Destination, destinations},
     template,
@@ -116,6 +117,8 @@ pub struct Context {
     reconciles: ReconcileMetrics,
     sends: SendMetrics,
     failures: FailurePolicy,
+    /// Back-off of failed destinations.
+    retries: RetryGate,
     backoff: Backoff,
     synced: Vec<Synced>,
 }
@@ -181,6 +184,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         reconciles: ReconcileMetrics::register(&mut rt.registry, "notification", "notification"),
         sends: SendMetrics::register(&mut rt.registry),
         failures: FailurePolicy::new(rt.events.clone(), reason::RECONCILE_ERROR),
+        retries: RetryGate::default(),
         backoff: Backoff {
             first: args.notification_retry_wait,
             max: Duration::from_secs(5).max(args.notification_retry_wait),
@@ -311,7 +315,7 @@ where
         key: &object_key(&*obj),
         category: error.category(),
         message: error.to_string(),
-        report: !matches!(error, Error::Undelivered(_)),
+        report: true,
     });
     Requeue::requeue(wait)
 }
@@ -518,9 +522,17 @@ where
     };
     let (due, kept) = record::plan(&recorded, &evaluated);
 
+    // A destination that failed recently (to render or to deliver) waits for its back-off: the
+    // writes that release a failed claim would otherwise bring the object straight back here.
+    let gate_key = |due: &Due| format!("{key}|{}", due.key);
+    let mut next_try: Option<std::time::Instant> = None;
     // Render before claiming: a template that fails is reported and nothing half-made is sent.
     let mut ready = Vec::new();
     for due in due {
+        if let Some(at) = ctx.retries.not_before(&gate_key(&due), std::time::Instant::now()) {
+            earliest(&mut next_try, at);
+            continue;
+        }
         let Some(service) = config.services.get(&due.destination.service) else {
             report(
                 ctx,
@@ -552,6 +564,10 @@ where
         match rendered {
             Ok(rendered) => ready.push(Ready { due, rendered }),
             Err(problem) => {
+                earliest(
+                    &mut next_try,
+                    ctx.retries.failed(&gate_key(&due), std::time::Instant::now()),
+                );
                 ctx.sends.failed(&due.destination.trigger, service.kind());
                 report(
                     ctx,
@@ -566,11 +582,15 @@ where
             }
         }
     }
+    let later = |next_try: Option<std::time::Instant>| match next_try {
+        Some(at) => Requeue::requeue(at.saturating_duration_since(std::time::Instant::now())),
+        None => Requeue::await_change(),
+    };
     if ready.is_empty() {
         if kept != recorded {
             write_record::<K>(ctx, obj, &kept, None).await?;
         }
-        return Ok(Requeue::await_change());
+        return Ok(later(next_try));
     }
 
     // Claim every send in one write, conditional on the version this decision was made from.
@@ -595,13 +615,22 @@ where
         .zip(results)
         .filter_map(|(r, result)| result.err().map(|e| (r, e)))
         .collect();
-    if failed.is_empty() {
-        return Ok(Requeue::await_change());
+    for r in &ready {
+        if !failed.iter().any(|(f, _)| std::ptr::eq(*f, r)) {
+            ctx.retries.succeeded(&gate_key(&r.due));
+        }
     }
-    // Release the failed claims so the next attempt sends them.
+    if failed.is_empty() {
+        return Ok(later(next_try));
+    }
+    // Release the failed claims so the next attempt sends them, after its back-off.
     let mut released = claimed;
     for (r, problem) in &failed {
         released.0.remove(&r.due.key);
+        earliest(
+            &mut next_try,
+            ctx.retries.failed(&gate_key(&r.due), std::time::Instant::now()),
+        );
         ctx.events.publish_at_most_every(
             format!(
                 "{key}/{}/{}",
@@ -617,9 +646,12 @@ where
         );
     }
     write_record::<K>(ctx, obj, &released, None).await?;
-    Err(Error::Undelivered(
-        failed.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join("; "),
-    ))
+    Ok(later(next_try))
+}
+
+/// Keeps the earlier of `next` and `at`.
+fn earliest(next: &mut Option<std::time::Instant>, at: std::time::Instant) {
+    *next = Some(next.map_or(at, |n| n.min(at)));
 }
 
 async fn deliver(ready: &Ready, config: &Config, ctx: &Context) -> Result<(), String> {

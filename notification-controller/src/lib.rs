@@ -15,6 +15,7 @@ pub mod config;
 pub mod controller;
 pub mod metrics;
 pub mod record;
+pub mod retry;
 pub mod service;
 pub mod subscription;
 pub mod template;
@@ -31,9 +32,6 @@ pub enum Error {
     /// An object could not be converted.
     #[error("cannot convert object: {0}")]
     Serialize(#[source] serde_json::Error),
-    /// Some notifications could not be delivered (reported by their own Events); retried.
-    #[error("undelivered: {0}")]
-    Undelivered(String),
     /// Start-up or the runtime failed.
     #[error(transparent)]
     Runtime(#[from] shared_runtime::Error),
@@ -45,7 +43,6 @@ impl Error {
         match self {
             Error::Api(_) => "api",
             Error::Serialize(_) => "serialize",
-            Error::Undelivered(_) => "undelivered",
             Error::Runtime(_) => "runtime",
         }
     }

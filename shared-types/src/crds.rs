@@ -3,6 +3,9 @@
 //! kube's derive produces the schemas; this module adds what Argo's CRDs carry and the derive
 //! cannot know: server-side defaults inside embedded core types (a container port's `protocol`
 //! defaults to `TCP`, which changes the stored template and therefore the pod-template hash).
+//! It also leaves out the descriptions of embedded pod templates (Kubernetes' own documentation,
+//! nine tenths of the text): with them the CRDs do not fit a Helm release record (1 MiB), and
+//! Argo's CRDs carry no descriptions at all.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -17,8 +20,16 @@ use crate::{
 /// Directory, relative to the repository root, that holds the generated CRD manifests.
 pub const CRD_DIR: &str = "charts/argo-rollouts-crds/crds";
 
-/// Every CRD we own, with the schema post-processing applied.
+/// Every CRD we own, as installed: with the schema post-processing applied.
 pub fn all() -> Vec<CustomResourceDefinition> {
+    documented()
+        .into_iter()
+        .map(without_template_descriptions)
+        .collect()
+}
+
+/// Every CRD we own with every description kept (the schemas [`all`] trims).
+pub fn documented() -> Vec<CustomResourceDefinition> {
     [
         Rollout::crd(),
         AnalysisTemplate::crd(),
@@ -29,6 +40,52 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     .into_iter()
     .map(with_core_defaults)
     .collect()
+}
+
+fn without_template_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).unwrap_or(Value::Null);
+    strip_template_descriptions(&mut value, false);
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+/// Removes the descriptions below every property named `template` (pod templates, also inside a
+/// Job metric's spec; the `template` field keeps its own). A schema's description is a string;
+/// a property called `description` is a schema object and stays.
+fn strip_template_descriptions(node: &mut Value, inside: bool) {
+    if inside
+        && let Value::Object(map) = node
+        && map.get("description").is_some_and(Value::is_string)
+    {
+        map.remove("description");
+    }
+    match node {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "properties"
+                    && let Value::Object(props) = child
+                {
+                    for (name, schema) in props.iter_mut() {
+                        if name == "template" && !inside {
+                            // Its own description stays; everything below goes.
+                            let own = schema.get("description").cloned();
+                            strip_template_descriptions(schema, true);
+                            if let (Some(own), Value::Object(m)) = (own, schema) {
+                                m.insert("description".into(), own);
+                            }
+                        } else {
+                            strip_template_descriptions(schema, inside);
+                        }
+                    }
+                } else {
+                    strip_template_descriptions(child, inside);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| strip_template_descriptions(v, inside)),
+        _ => {}
+    }
 }
 
 /// File name of a CRD inside [`CRD_DIR`].

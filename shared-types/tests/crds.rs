@@ -105,6 +105,50 @@ fn rollout_crd_has_scale_status_category_and_defaults() {
     assert_eq!(status["observedGeneration"]["type"], "string");
 }
 
+/// Removes every description (a string under the key `description`).
+fn remove_descriptions(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            if map.get("description").is_some_and(Value::is_string) {
+                map.remove("description");
+            }
+            map.values_mut().for_each(remove_descriptions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(remove_descriptions),
+        _ => {}
+    }
+}
+
+#[test]
+fn installed_pod_templates_carry_no_descriptions_and_fit_a_helm_release() {
+    let mut total = 0;
+    for crd in crds::all() {
+        let yaml = crds::to_yaml(&crd).expect("CRD serializes");
+        total += yaml.len();
+        let value = serde_json::to_value(&crd).expect("CRD serializes");
+        let schema = &value["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let mut has = false;
+        fn any_description(node: &Value, has: &mut bool) {
+            match node {
+                Value::Object(map) => {
+                    *has |= map.get("description").is_some_and(Value::is_string);
+                    map.values().for_each(|v| any_description(v, has));
+                }
+                Value::Array(items) => items.iter().for_each(|v| any_description(v, has)),
+                _ => {}
+            }
+        }
+        // Below the template (it keeps its own description).
+        any_description(
+            &schema["properties"]["spec"]["properties"]["template"]["properties"],
+            &mut has,
+        );
+        assert!(!has, "{}: descriptions in the pod template", crd.spec.names.kind);
+    }
+    // Helm stores a release (chart files included, gzipped) in a Secret of at most 1 MiB.
+    assert!(total < 1_500_000, "the CRDs total {total} bytes");
+}
+
 /// Every `resource.Quantity` in the Rollout's pod template (requests, limits, overhead,
 /// `sizeLimit`, ...) accepts a number as well as a string (`cpu: 1`, `memory: 1024`), as
 /// Argo's CRD does.
@@ -140,10 +184,24 @@ fn rollout_quantities_accept_numbers_and_strings() {
             _ => {}
         }
     }
-    let rollout = crds::all()
+    // Quantities are found by their description, which the installed CRD leaves out of the
+    // template; the installed schema is the documented one without descriptions.
+    let rollout = crds::documented()
         .into_iter()
         .find(|c| c.spec.names.kind == "Rollout")
         .expect("the Rollout CRD");
+    let installed = crds::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Rollout")
+        .expect("the Rollout CRD");
+    let mut stripped = serde_json::to_value(&rollout).expect("CRD serializes");
+    remove_descriptions(&mut stripped);
+    let mut installed = serde_json::to_value(&installed).expect("CRD serializes");
+    remove_descriptions(&mut installed);
+    assert_eq!(
+        stripped, installed,
+        "the installed CRD differs from the documented one beyond descriptions"
+    );
     let schema = serde_json::to_value(&rollout).expect("CRD serializes");
     let (mut found, mut wrong) = (Vec::new(), Vec::new());
     walk(&schema, "", &mut found, &mut wrong);
