@@ -46,6 +46,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "unit and golden tests"
 run_tests cargo test --workspace --locked
 
+if [[ ${IMAGES:-1} != 0 ]]; then
+  # One image (static musl build, FROM scratch with buildah, checked without running it): proves
+  # the toolchain, images/Containerfile and scripts/images.sh. IMAGES=0 skips it.
+  phase "container image (rollout-controller)"
+  "$ROOT/scripts/images.sh" --check >&2
+fi
+
 if [[ ${E2E:-1} != 0 ]]; then
   phase "start local cluster"
   W=$(mktemp -d "${TMPDIR:-/tmp}/argo-rs-e2e.XXXXXX")

@@ -15,7 +15,10 @@
 #      EXTRA_CRDS (colon-separated CRD files or dirs of *.yaml, installed before KCM like the others),
 #      AUDIT_LOG (1: the apiserver writes every request to WORKDIR/logs/audit.log, JSON lines at
 #      Metadata level without the RequestReceived stage; default off),
-#      KUBE_CLIENT_QPS (client-side rate limit of KCM and the scheduler, default 100; burst is twice that).
+#      KUBE_CLIENT_QPS (client-side rate limit of KCM and the scheduler, default 100; burst is twice that),
+#      SCALE_FLAGS (1: API server and etcd limits for thousands of objects, as scale-bench uses them:
+#      --max-requests-inflight=3000 --max-mutating-requests-inflight=1000, etcd quota 8 GiB and
+#      --max-request-bytes 10 MiB; default off).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -180,13 +183,20 @@ EOF
     --audit-log-format=json --audit-log-mode=blocking --audit-log-maxsize=100000 --audit-log-maxbackup=1)
 fi
 
+ETCD_QUOTA=4294967296 ETCD_SCALE_ARGS=() APISERVER_SCALE_ARGS=()
+if [[ ${SCALE_FLAGS:-0} == 1 ]]; then
+  ETCD_QUOTA=8589934592
+  ETCD_SCALE_ARGS=(--max-request-bytes=10485760)
+  APISERVER_SCALE_ARGS=(--max-requests-inflight=3000 --max-mutating-requests-inflight=1000)
+fi
+
 start etcd "$BIN/etcd" --name=default --data-dir="$W/etcd" \
   --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
-  --unsafe-no-fsync=true --log-level=warn --quota-backend-bytes=4294967296 \
-  --auto-compaction-mode=periodic --auto-compaction-retention=5m
+  --unsafe-no-fsync=true --log-level=warn --quota-backend-bytes="$ETCD_QUOTA" \
+  --auto-compaction-mode=periodic --auto-compaction-retention=5m "${ETCD_SCALE_ARGS[@]}"
 wait_for etcd "etcd /health" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
 start kube-apiserver "$BIN/kube-apiserver" \
@@ -200,7 +210,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --authorization-mode=Node,RBAC \
   --service-cluster-ip-range=10.96.0.0/16 \
   --endpoint-reconciler-type=none \
-  --allow-privileged=true --profiling=false --v=1 "${AUDIT_ARGS[@]}"
+  --allow-privileged=true --profiling=false --v=1 "${AUDIT_ARGS[@]}" "${APISERVER_SCALE_ARGS[@]}"
 wait_for kube-apiserver "kube-apiserver /readyz" \
   curl -fsS --cacert "$W/pki/ca.crt" --cert "$W/pki/admin.crt" --key "$W/pki/admin.key" \
   "https://127.0.0.1:$API_PORT/readyz"

@@ -684,6 +684,7 @@ pub async fn run(args: Args) -> Result<bool> {
         &workdir,
         sizing,
         100,
+        false,
         args.k8s_bin.as_deref(),
         Duration::from_secs(args.up_timeout),
     );

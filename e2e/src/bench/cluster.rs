@@ -53,13 +53,15 @@ pub struct Cluster {
 
 impl Cluster {
     /// Runs `up.sh WORKDIR` with the audit log on, `sizing` kwok Nodes and KCM and the scheduler
-    /// limited to `kube_qps`, and waits for it (at most `timeout`).
+    /// limited to `kube_qps` (with `scale_flags`, up.sh's `SCALE_FLAGS=1`: API server and etcd
+    /// limits for thousands of objects), and waits for it (at most `timeout`).
     /// up.sh stops what it started when it fails or is interrupted.
     pub async fn up(
         repo: &Path,
         workdir: &Path,
         sizing: NodeSizing,
         kube_qps: u32,
+        scale_flags: bool,
         k8s_bin: Option<&Path>,
         timeout: Duration,
     ) -> Result<Self> {
@@ -75,6 +77,9 @@ impl Cluster {
             .stderr(Stdio::inherit());
         if let Some(bin) = k8s_bin {
             cmd.env("ARGO_RS_BIN", bin);
+        }
+        if scale_flags {
+            cmd.env("SCALE_FLAGS", "1");
         }
         let mut child = cmd.spawn().context("starting e2e/cluster/up.sh")?;
         let status = match tokio::time::timeout(timeout, child.wait()).await {

@@ -18,12 +18,15 @@
 //! - [`stats`], [`report`]: percentiles and the results (`results.json`, `results.md`).
 //!
 //! scale-bench only: [`workload`] (the Rollouts, the requests that change them and the watches
-//! that time them) and [`run`] (its flags and the run itself).
+//! that time them), [`monitor`] (the controller's CPU and RSS and the converged Rollouts, every
+//! second, per phase), [`plot`] (the PNG plot) and [`run`] (its flags and the run itself).
 
 pub mod analysis;
 pub mod audit;
 pub mod cluster;
 pub mod common;
+pub mod monitor;
+pub mod plot;
 pub mod procstat;
 pub mod report;
 pub mod run;

@@ -96,7 +96,8 @@ pub fn parse_machine(proc_stat: &str) -> Option<(u64, u64)> {
     Some((total.saturating_sub(idle), total))
 }
 
-fn read_machine() -> Option<(u64, u64)> {
+/// Busy and total CPU ticks of the whole machine now (see [`parse_machine`]).
+pub fn read_machine() -> Option<(u64, u64)> {
     parse_machine(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 

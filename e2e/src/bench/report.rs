@@ -9,11 +9,28 @@ use serde::Serialize;
 use super::{
     audit::{AuditCounts, RequestCounts, VERBS},
     cluster::NodeSizing,
+    monitor::TimelinePoint,
+    procstat::Usage,
     stats::Summary,
 };
 
-/// Format version of `results.json`.
-pub const FORMAT: u32 = 1;
+/// Format version of `results.json` (2: `resources`, `idle`, `targets`, `timeline`, `plot`).
+pub const FORMAT: u32 = 2;
+
+/// RSS limit of the rollout controller with N = 1,000 (issue 17), MiB.
+pub const TARGET_RSS_MIB: f64 = 64.0;
+/// CPU seconds limit for create -> image -> paused -> promote -> Healthy at N = 1,000.
+pub const TARGET_CYCLE_CPU_SECONDS: f64 = 60.0;
+/// API writes per Rollout per step transition, on average.
+pub const TARGET_WRITES_PER_TRANSITION: f64 = 4.0;
+/// Seconds from the image change to all Rollouts paused at N = 1,000.
+pub const TARGET_IMAGE_WALL_SECONDS: f64 = 60.0;
+/// Idle CPU of the rollout controller with N Healthy Rollouts, percent of a core.
+pub const TARGET_IDLE_CPU_PERCENT: f64 = 1.0;
+/// Step transitions per Rollout in the image and promote phases: the image change starts the
+/// steps at `setWeight: 20` and advances to `pause` (2), the promotion leaves the pause and
+/// completes the steps (1).
+pub const STEP_TRANSITIONS: f64 = 3.0;
 
 /// Everything the benchmark reports.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -44,8 +61,61 @@ pub struct Report {
     pub requests: Vec<PhaseRequests>,
     /// What was read of the audit log.
     pub audit: Option<AuditSummary>,
+    /// The controller's CPU and memory per window (`/proc`, sampled every second).
+    pub resources: Vec<PhaseResources>,
+    /// CPU seconds of the controller over the create, image and promote windows.
+    pub cycle_cpu_seconds: Option<f64>,
+    /// The idle window after the promotion.
+    pub idle: Option<IdleResult>,
+    /// The issue's targets, measured.
+    pub targets: Vec<Target>,
+    /// The PNG plot, relative to the results directory.
+    pub plot: Option<String>,
+    /// Why the sampling of the controller stopped early, if it did.
+    pub sampling_error: Option<String>,
+    /// Every sample: RSS, CPU time and converged Rollouts over time.
+    pub timeline: Vec<TimelinePoint>,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
+}
+
+/// The controller's CPU and memory in one window (same windows as the API requests).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseResources {
+    /// Window name.
+    pub window: String,
+    /// CPU and RSS; `None` with fewer than two samples.
+    pub usage: Option<Usage>,
+}
+
+/// The idle window: N Healthy Rollouts and nothing changing.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IdleResult {
+    /// Length of the window, seconds (`--idle`).
+    pub seconds: f64,
+    /// The controller's CPU over the window, percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// The controller's median RSS in the window, MiB.
+    pub rss_mib: Option<f64>,
+    /// The controller's API requests in the window (audit log).
+    pub controller_requests: Option<u64>,
+    /// The same per second.
+    pub requests_per_second: Option<f64>,
+}
+
+/// One target of the issue.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Target {
+    /// What is measured.
+    pub name: String,
+    /// The limit.
+    pub limit: String,
+    /// The measurement (`-` when not measured).
+    pub measured: String,
+    /// Whether it was met (`None`: not measured by this run).
+    pub met: Option<bool>,
+    /// How it was measured.
+    pub note: String,
 }
 
 /// The repository state.
@@ -78,6 +148,8 @@ pub struct Params {
     pub image: String,
     /// Image after the change.
     pub new_image: String,
+    /// Seconds of the idle window (0: none).
+    pub idle_seconds: u64,
 }
 
 /// The controller under test.
@@ -125,6 +197,8 @@ pub struct ClusterInfo {
     pub nodes: Option<NodeSizing>,
     /// Client-side QPS limit of KCM and the scheduler.
     pub kube_client_qps: u32,
+    /// up.sh's `SCALE_FLAGS=1`: API server and etcd limits for thousands of objects.
+    pub scale_flags: bool,
     /// Seconds up.sh took.
     pub up_seconds: Option<f64>,
     /// Left running (`--keep-cluster`).
@@ -395,10 +469,15 @@ impl Report {
                 "cluster",
                 match self.cluster.nodes {
                     Some(n) => format!(
-                        "{} kwok nodes x {} pods, KCM and scheduler at {} QPS, up in {} s, workdir `{}`",
+                        "{} kwok nodes x {} pods, KCM and scheduler at {} QPS, {}, up in {} s, workdir `{}`",
                         n.nodes,
                         n.pods_per_node,
                         self.cluster.kube_client_qps,
+                        if self.cluster.scale_flags {
+                            "API server and etcd with up.sh's SCALE_FLAGS=1"
+                        } else {
+                            "API server and etcd defaults"
+                        },
                         secs(self.cluster.up_seconds),
                         self.cluster.workdir
                     ),
@@ -408,10 +487,11 @@ impl Report {
             (
                 "parameters",
                 format!(
-                    "concurrency {}, phase timeout {} s, settle {} s, namespace `{}`, image `{}` -> `{}`",
+                    "concurrency {}, phase timeout {} s, settle {} s, idle {} s, namespace `{}`, image `{}` -> `{}`",
                     p.concurrency,
                     p.phase_timeout_seconds,
                     p.settle_seconds,
+                    p.idle_seconds,
                     p.namespace,
                     p.image,
                     p.new_image
@@ -476,10 +556,246 @@ impl Report {
             }
         }
 
+        self.resources_markdown(&mut md);
         if !self.requests.is_empty() {
             self.requests_markdown(&mut md);
         }
         md
+    }
+
+    /// Resource usage per window; the cycle's CPU time; the idle window.
+    pub fn derive(&mut self) {
+        let usage = |w: &str| {
+            self.resources
+                .iter()
+                .find(|r| r.window == w)
+                .and_then(|r| r.usage.as_ref())
+        };
+        let cycle: Vec<f64> = ["create", "image", "promote"]
+            .iter()
+            .filter_map(|w| usage(w).map(|u| u.cpu_seconds))
+            .collect();
+        self.cycle_cpu_seconds =
+            (cycle.len() == 3).then(|| (cycle.iter().sum::<f64>() * 100.0).round() / 100.0);
+        if let Some(idle) = self.idle.as_mut() {
+            let u = self
+                .resources
+                .iter()
+                .find(|r| r.window == "idle")
+                .and_then(|r| r.usage.as_ref());
+            idle.cpu_percent = u.map(|u| u.cpu_percent);
+            idle.rss_mib = u.and_then(|u| u.rss_mib.as_ref()).map(|r| r.p50);
+            if let Some(r) = self.requests.iter().find(|r| r.window == "idle") {
+                idle.controller_requests = Some(r.controller.total);
+                idle.requests_per_second = (idle.seconds > 0.0)
+                    .then(|| (r.controller.total as f64 / idle.seconds * 100.0).round() / 100.0);
+            }
+        }
+        self.targets = self.evaluate_targets();
+    }
+
+    /// The issue's targets (stated for N = 1,000), measured on this run.
+    fn evaluate_targets(&self) -> Vec<Target> {
+        let usage = |w: &str| {
+            self.resources
+                .iter()
+                .find(|r| r.window == w)
+                .and_then(|r| r.usage.as_ref())
+        };
+        let phase = |w: &str| self.phases.iter().find(|p| p.name == w && p.converged);
+        let requests = |w: &str| self.requests.iter().find(|r| r.window == w);
+        let mut targets = Vec::new();
+
+        let steady = usage("idle")
+            .map(|u| ("idle", u))
+            .or_else(|| usage("promote").map(|u| ("promote", u)));
+        let peak = self
+            .resources
+            .iter()
+            .filter_map(|r| r.usage.as_ref()?.rss_mib.as_ref().map(|s| s.max))
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        targets.push(
+            match steady.and_then(|(w, u)| Some((w, u.rss_mib.as_ref()?.p50))) {
+                Some((w, rss)) => Target {
+                    name: "rollout controller steady RSS".into(),
+                    limit: format!("< {TARGET_RSS_MIB} MiB"),
+                    measured: format!("{rss:.1} MiB"),
+                    met: Some(rss < TARGET_RSS_MIB),
+                    note: format!(
+                        "median of the `{w}` window's samples; highest sample of the run {} MiB",
+                        peak.map_or_else(|| "-".into(), |p| format!("{p:.1}"))
+                    ),
+                },
+                None => not_measured("rollout controller steady RSS", format!("< {TARGET_RSS_MIB} MiB")),
+            },
+        );
+        targets.push(match self.cycle_cpu_seconds {
+            Some(cpu) => Target {
+                name: "controller CPU, create -> image -> paused -> promote -> Healthy".into(),
+                limit: format!("< {TARGET_CYCLE_CPU_SECONDS} s"),
+                measured: format!("{cpu:.2} s"),
+                met: Some(cpu < TARGET_CYCLE_CPU_SECONDS),
+                note:
+                    "user + system CPU of the create, image and promote windows (each with its settle time)"
+                        .into(),
+            },
+            None => not_measured(
+                "controller CPU, create -> image -> paused -> promote -> Healthy",
+                format!("< {TARGET_CYCLE_CPU_SECONDS} s"),
+            ),
+        });
+        match (requests("image"), requests("promote")) {
+            (Some(i), Some(p)) if self.params.rollouts > 0 => {
+                let n = self.params.rollouts as f64 * STEP_TRANSITIONS;
+                let all = (i.writes + p.writes) as f64 / n;
+                let without =
+                    (i.controller.writes_without_events() + p.controller.writes_without_events()) as f64 / n;
+                targets.push(Target {
+                    name: "API writes per Rollout per step transition".into(),
+                    limit: format!("<= {TARGET_WRITES_PER_TRANSITION}"),
+                    measured: format!("{all:.2} ({without:.2} without Events)"),
+                    met: Some(all <= TARGET_WRITES_PER_TRANSITION),
+                    note: format!(
+                        "writes of the image and promote windows / (N x {STEP_TRANSITIONS}): the image change starts \
+                         the steps and advances to the pause, the promotion completes them; Events count as writes"
+                    ),
+                });
+            }
+            _ => targets.push(not_measured(
+                "API writes per Rollout per step transition",
+                format!("<= {TARGET_WRITES_PER_TRANSITION}"),
+            )),
+        }
+        targets.push(match phase("image").and_then(|p| p.wall_seconds) {
+            Some(wall) => Target {
+                name: "image change -> all paused, wall time".into(),
+                limit: format!("< {TARGET_IMAGE_WALL_SECONDS} s"),
+                measured: format!("{wall:.1} s"),
+                met: Some(wall < TARGET_IMAGE_WALL_SECONDS),
+                note: "first image patch sent until the last Rollout was seen paused at step 1".into(),
+            },
+            None => not_measured(
+                "image change -> all paused, wall time",
+                format!("< {TARGET_IMAGE_WALL_SECONDS} s"),
+            ),
+        });
+        targets.push(match self.idle.as_ref().and_then(|i| i.cpu_percent) {
+            Some(cpu) => Target {
+                name: format!(
+                    "rollout controller idle CPU, {} Healthy Rollouts",
+                    self.params.rollouts
+                ),
+                limit: format!("< {TARGET_IDLE_CPU_PERCENT}% of a core"),
+                measured: format!("{cpu:.2}%"),
+                met: Some(cpu < TARGET_IDLE_CPU_PERCENT),
+                note: format!(
+                    "CPU over the idle window ({} s)",
+                    self.idle.as_ref().map_or(0.0, |i| i.seconds)
+                ),
+            },
+            None => not_measured(
+                "rollout controller idle CPU",
+                format!("< {TARGET_IDLE_CPU_PERCENT}% of a core"),
+            ),
+        });
+        targets.push(Target {
+            note: "measured by analysis-bench, not scale-bench".into(),
+            ..not_measured(
+                "analysis controller idle CPU, 5,000 finished AnalysisRuns",
+                "< 1% of a core".into(),
+            )
+        });
+        targets
+    }
+
+    fn resources_markdown(&self, md: &mut String) {
+        if self.resources.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## Controller CPU and memory\n\nFrom `/proc/PID/stat` and `/proc/PID/status` of the controller process, \
+             sampled every second and at each window's start and end; same windows as the API requests below.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| window | seconds | CPU s | CPU, % of a core | CPU p90 / max of 1 s intervals, % | RSS steady (p50), MiB | RSS peak (max sample), MiB | VmHWM, MiB | threads | machine busy, % of a core |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &self.resources {
+            match &r.usage {
+                Some(u) => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {:.1} | {} | {} |",
+                        r.window,
+                        u.seconds,
+                        u.cpu_seconds,
+                        u.cpu_percent,
+                        u.cpu_percent_intervals
+                            .as_ref()
+                            .map_or_else(|| "-".into(), |s| format!("{:.0} / {:.0}", s.p90, s.max)),
+                        u.rss_mib
+                            .as_ref()
+                            .map_or_else(|| "-".into(), |s| format!("{:.1}", s.p50)),
+                        u.rss_mib
+                            .as_ref()
+                            .map_or_else(|| "-".into(), |s| format!("{:.1}", s.max)),
+                        u.rss_high_water_mib,
+                        u.threads,
+                        u.machine_busy_percent
+                            .map_or_else(|| "-".into(), |b| format!("{b:.0}")),
+                    );
+                }
+                None => {
+                    let _ = writeln!(md, "| {} | - | - | - | - | - | - | - | - | - |", r.window);
+                }
+            }
+        }
+        if let Some(cpu) = self.cycle_cpu_seconds {
+            let _ = writeln!(md, "\nCPU of create + image + promote: **{cpu:.2} s**.");
+        }
+        if let Some(i) = &self.idle {
+            let _ = writeln!(
+                md,
+                "\nIdle ({} s, {} Healthy Rollouts): CPU {} of a core, RSS {} MiB, {} controller API requests ({} per second).",
+                i.seconds,
+                self.params.rollouts,
+                i.cpu_percent.map_or_else(|| "-".into(), |c| format!("{c:.2}%")),
+                i.rss_mib.map_or_else(|| "-".into(), |r| format!("{r:.1}")),
+                i.controller_requests
+                    .map_or_else(|| "-".into(), |n| n.to_string()),
+                i.requests_per_second
+                    .map_or_else(|| "-".into(), |n| format!("{n:.2}")),
+            );
+        }
+        if let Some(e) = &self.sampling_error {
+            let _ = writeln!(md, "\nSampling stopped early: {e}");
+        }
+        if let Some(plot) = &self.plot {
+            let _ = writeln!(md, "\n![RSS and converged Rollouts over time]({plot})");
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## Targets (issue 17, stated for N = 1,000; this run: N = {})\n",
+                self.params.rollouts
+            );
+            let _ = writeln!(md, "| target | limit | measured | met | how |");
+            let _ = writeln!(md, "|---|---|---|---|---|");
+            for t in &self.targets {
+                let met = match t.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "-",
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {met} | {} |",
+                    t.name, t.limit, t.measured, t.note
+                );
+            }
+        }
     }
 
     fn requests_markdown(&self, md: &mut String) {
@@ -573,6 +889,16 @@ impl Report {
                 a.lines, a.requests, a.outside_windows, a.unparsable
             );
         }
+    }
+}
+
+fn not_measured(name: &str, limit: String) -> Target {
+    Target {
+        name: name.into(),
+        limit,
+        measured: "-".into(),
+        met: None,
+        note: "not measured in this run".into(),
     }
 }
 

@@ -19,9 +19,11 @@ use super::{
         self, Launch, bench_client, create_namespace, progress_done, progress_interval, repo_root, round3,
         shutdown_signal, unique_dir,
     },
+    monitor::{Done, Monitor},
+    plot::{self, PlotData},
     report::{
-        AuditSummary, ClusterInfo, ControllerInfo, Latency, Machine, Params, PhaseRequests, PhaseResult,
-        Report, Source, load_average,
+        AuditSummary, ClusterInfo, ControllerInfo, IdleResult, Latency, Machine, Params, PhaseRequests,
+        PhaseResources, PhaseResult, Report, Source, load_average,
     },
     stats::summarize,
     workload::{self, Entry, Marks, SharedTracker, Tracker, Watches, lock},
@@ -104,7 +106,18 @@ pub struct Args {
     /// Seconds allowed for starting the cluster.
     #[arg(long, env = "SCALE_BENCH_UP_TIMEOUT", default_value_t = 900)]
     pub up_timeout: u64,
+    /// Seconds of the `idle` window after the promotion (N Healthy Rollouts, nothing changes):
+    /// the controller's CPU and API requests while idle. 0 leaves it out.
+    #[arg(long, env = "SCALE_BENCH_IDLE", default_value_t = 60)]
+    pub idle: u64,
+    /// Start the API server and etcd with their default limits instead of up.sh's
+    /// `SCALE_FLAGS=1` (more requests in flight, a larger etcd quota).
+    #[arg(long, env = "SCALE_BENCH_NO_SCALE_FLAGS")]
+    pub no_scale_flags: bool,
 }
+
+/// How often the controller's CPU and RSS are sampled.
+const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Runs the benchmark; `Ok(true)` when every phase converged. Results are written even when a
 /// phase fails or the run is interrupted, and the cluster is stopped unless `--keep-cluster`.
@@ -137,6 +150,7 @@ pub async fn run(args: Args) -> Result<bool> {
             settle_seconds: args.settle,
             image: IMAGE.into(),
             new_image: NEW_IMAGE.into(),
+            idle_seconds: args.idle,
         },
         controller: ControllerInfo {
             command_template: args.controller_cmd.clone(),
@@ -156,15 +170,21 @@ pub async fn run(args: Args) -> Result<bool> {
         workdir: workdir.display().to_string(),
         nodes: Some(sizing),
         kube_client_qps: args.kube_qps,
+        scale_flags: !args.no_scale_flags,
         kept: args.keep_cluster,
         ..Default::default()
     };
     progress_line(&format!(
-        "starting the cluster in {} ({} kwok nodes x {} pods, KCM/scheduler QPS {}, audit log on)",
+        "starting the cluster in {} ({} kwok nodes x {} pods, KCM/scheduler QPS {}, audit log on{})",
         workdir.display(),
         sizing.nodes,
         sizing.pods_per_node,
-        args.kube_qps
+        args.kube_qps,
+        if args.no_scale_flags {
+            ""
+        } else {
+            ", SCALE_FLAGS=1"
+        }
     ));
     let up_started = Instant::now();
     let up = Cluster::up(
@@ -172,6 +192,7 @@ pub async fn run(args: Args) -> Result<bool> {
         &workdir,
         sizing,
         args.kube_qps,
+        !args.no_scale_flags,
         args.k8s_bin.as_deref(),
         Duration::from_secs(args.up_timeout),
     );
@@ -195,6 +216,9 @@ pub async fn run(args: Args) -> Result<bool> {
         report.error = Some(format!("{e:#}"));
     }
     let end = Timestamp::now();
+    if let Some(monitor) = &session.monitor {
+        monitor.finish();
+    }
     if let Some(controller) = session.controller.as_mut() {
         controller.stop().await;
     }
@@ -233,6 +257,21 @@ pub async fn run(args: Args) -> Result<bool> {
     if let Some(tracker) = &session.tracker {
         report.latencies = latencies(&lock(tracker).entries, first_writes.as_ref());
     }
+    if let Some(monitor) = &session.monitor {
+        report.resources = monitor
+            .windows()
+            .into_iter()
+            .map(|(window, usage)| PhaseResources { window, usage })
+            .collect();
+        report.timeline = monitor.timeline();
+        report.sampling_error = monitor.error();
+        let data = plot_data(&report, monitor);
+        match std::fs::write(output.join("plot.png"), plot::render(&data)) {
+            Ok(()) => report.plot = Some("plot.png".into()),
+            Err(e) => eprintln!("scale-bench: writing the plot: {e}"),
+        }
+    }
+    report.derive();
     report.machine.load_at_end = load_average();
     report.finished_at = Timestamp::now().to_string();
     report.write(&output)?;
@@ -256,6 +295,7 @@ pub async fn run(args: Args) -> Result<bool> {
 #[derive(Default)]
 struct Session {
     controller: Option<Controller>,
+    monitor: Option<Monitor>,
     tracker: Option<SharedTracker>,
     watches: Option<Watches>,
     windows: Vec<(String, Timestamp)>,
@@ -303,6 +343,16 @@ async fn bench(args: &Args, cluster: &Cluster, report: &mut Report, session: &mu
         .push(("controller start".into(), Timestamp::now()));
     let started = Instant::now();
     let controller = session.controller.insert(launch.start(cluster)?);
+    let pid = controller
+        .id()
+        .ok_or_else(|| anyhow!("the controller exited at once"))?;
+    session.monitor = Some(Monitor::start(
+        pid,
+        started,
+        "controller start",
+        tracker.clone(),
+        SAMPLE_PERIOD,
+    ));
     launch
         .wait_ready(controller, started, &mut report.controller)
         .await?;
@@ -370,6 +420,9 @@ async fn bench(args: &Args, cluster: &Cluster, report: &mut Report, session: &mu
             continue;
         }
         session.windows.push((phase.name.into(), Timestamp::now()));
+        if let Some(m) = &session.monitor {
+            m.begin(phase.name, Some(phase.done));
+        }
         let requests = async {
             let (api, tracker) = (&api, &tracker);
             match phase.name {
@@ -408,7 +461,93 @@ async fn bench(args: &Args, cluster: &Cluster, report: &mut Report, session: &mu
             controller.check_alive()?;
         }
     }
+    if args.idle > 0 {
+        idle(args, report, session, failed.as_deref()).await?;
+    }
     Ok(())
+}
+
+/// The `idle` window: N Healthy Rollouts, nothing changes, for `--idle` seconds.
+async fn idle(args: &Args, report: &mut Report, session: &mut Session, failed: Option<&str>) -> Result<()> {
+    let n = args.rollouts;
+    let description = format!("{n} Healthy Rollouts, nothing changes, for {} s", args.idle);
+    if let Some(reason) = failed {
+        report.phases.push(PhaseResult {
+            name: "idle".into(),
+            description,
+            skipped: true,
+            expected: n,
+            last_progress: format!("skipped: {reason}"),
+            ..Default::default()
+        });
+        return Ok(());
+    }
+    let started_at = Timestamp::now();
+    session.windows.push(("idle".into(), started_at));
+    let healthy: Done = |m| m.promoted_healthy.is_some();
+    if let Some(monitor) = &session.monitor {
+        monitor.begin("idle", Some(healthy));
+    }
+    progress_line(&format!("idle: {n} Healthy Rollouts for {} s", args.idle));
+    let start = Instant::now();
+    let length = Duration::from_secs(args.idle);
+    let controller = session
+        .controller
+        .as_mut()
+        .ok_or_else(|| anyhow!("the controller is not running"))?;
+    let mut ended_by = None;
+    while start.elapsed() < length {
+        tokio::time::sleep(Duration::from_millis(500).min(length.saturating_sub(start.elapsed()))).await;
+        if let Err(e) = controller.check_alive() {
+            ended_by = Some(format!("{e:#}"));
+            break;
+        }
+    }
+    let seconds = round3(start.elapsed().as_secs_f64());
+    progress_line(&format!("idle: done after {seconds} s"));
+    report.phases.push(PhaseResult {
+        name: "idle".into(),
+        description,
+        skipped: false,
+        converged: ended_by.is_none(),
+        reached: n,
+        expected: n,
+        failed_requests: 0,
+        wall_seconds: Some(seconds),
+        started_at: Some(started_at.to_string()),
+        last_progress: ended_by.map_or_else(|| "idle".into(), |e| format!("controller exited: {e}")),
+        stragglers: Vec::new(),
+    });
+    report.idle = Some(IdleResult {
+        seconds,
+        ..Default::default()
+    });
+    Ok(())
+}
+
+/// The plot's series from the monitor's samples.
+fn plot_data(report: &Report, monitor: &Monitor) -> PlotData {
+    let timeline = &report.timeline;
+    let label = if report.params.label.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", report.params.label)
+    };
+    PlotData {
+        title: format!(
+            "scale-bench: {} rollouts x {} replicas, {}{label}",
+            report.params.rollouts, report.params.replicas, report.source.commit
+        ),
+        rss_mib: timeline.iter().map(|p| (p.t, p.rss_mib)).collect(),
+        converged: timeline.iter().map(|p| (p.t, p.converged as f64)).collect(),
+        rollouts: report.params.rollouts,
+        phases: monitor
+            .window_starts()
+            .into_iter()
+            .filter(|(name, _)| name != "controller start")
+            .collect(),
+        end: timeline.last().map_or(0.0, |p| p.t),
+    }
 }
 
 /// Sends the phase's requests and waits until every Rollout is done, a request failed for every
