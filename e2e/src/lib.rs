@@ -69,6 +69,8 @@ pub struct TestNamespace {
     /// The namespace name.
     pub name: String,
     logs: Vec<PathBuf>,
+    /// Kubeconfigs of the controllers' chart ServiceAccounts in this namespace, by binary.
+    identities: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl TestNamespace {
@@ -201,6 +203,7 @@ where
         client: client.clone(),
         name: name.clone(),
         logs: Vec::new(),
+        identities: Default::default(),
     };
     let outcome = std::panic::AssertUnwindSafe(body(&mut test_ns))
         .catch_unwind()
@@ -218,6 +221,17 @@ where
     };
     if result.is_err() {
         test_ns.dump().await;
+    }
+    // The charts' cluster-scoped RBAC goes with its releases; the rest with the namespace.
+    for binary in test_ns.identities.keys() {
+        let _ = helm(&[
+            "uninstall",
+            &chart_release(&test_ns, binary),
+            "-n",
+            &name,
+            "--no-hooks",
+        ])
+        .await;
     }
     let _ = namespaces.delete(&name, &DeleteParams::background()).await;
     result
@@ -375,6 +389,105 @@ impl Process {
     }
 }
 
+/// Set to run the controllers with the cluster-admin kubeconfig instead of as their charts'
+/// ServiceAccounts (to tell an RBAC problem from another one).
+pub const AS_ADMIN_ENV: &str = "ARGO_RS_E2E_AS_ADMIN";
+
+/// The helm binary: `ARGO_RS_HELM`, else next to `ARGO_RS_KUBECTL` (where build-deps.sh puts
+/// both), else `helm` on PATH.
+pub fn helm_bin() -> PathBuf {
+    if let Some(helm) = std::env::var_os("ARGO_RS_HELM") {
+        return PathBuf::from(helm);
+    }
+    if let Some(kubectl) = std::env::var_os("ARGO_RS_KUBECTL") {
+        let next_to = PathBuf::from(kubectl).with_file_name("helm");
+        if next_to.exists() {
+            return next_to;
+        }
+    }
+    PathBuf::from("helm")
+}
+
+/// `helm ARGS` against the test cluster, failing unless it exits 0; its stdout.
+pub async fn helm(args: &[&str]) -> Result<String> {
+    let kubeconfig = kubeconfig_path()?.display().to_string();
+    let out = tokio::process::Command::new(helm_bin())
+        .args(args)
+        .args(["--kubeconfig", &kubeconfig])
+        .output()
+        .await
+        .with_context(|| format!("running {}", helm_bin().display()))?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    if !out.status.success() {
+        bail!("helm {} failed: {stderr}{stdout}", args.join(" "));
+    }
+    Ok(stdout)
+}
+
+/// The release of `binary`'s chart in a test namespace (unique per namespace, because the chart's
+/// ClusterRoles are named after it).
+fn chart_release(ns: &TestNamespace, binary: &str) -> String {
+    format!("{binary}-{}", ns.name.rsplit('-').next().unwrap_or_default())
+}
+
+/// A kubeconfig for `binary`'s chart ServiceAccount in the test namespace: the chart is installed
+/// there once (`deploy=false`: only the ServiceAccount and RBAC; namespaced mode: Roles in the
+/// namespace; leader election on, or sharding when the controller runs with `--sharding`) and a
+/// token is requested for its ServiceAccount. Every e2e test thus runs the controllers with
+/// exactly their charts' permissions.
+async fn chart_identity(
+    ns: &mut TestNamespace,
+    binary: &str,
+    instance: Option<&str>,
+    sharding: bool,
+) -> Result<PathBuf> {
+    // One release per controller and instance id, as one would install them.
+    let name = match instance {
+        Some(id) => format!("{binary}-{id}"),
+        None => binary.to_string(),
+    };
+    if let Some(path) = ns.identities.get(&name) {
+        return Ok(path.clone());
+    }
+    let release = chart_release(ns, &name);
+    let chart = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../charts")
+        .join(binary);
+    let chart = chart.display().to_string();
+    let watch = format!("watchNamespace={}", ns.name);
+    let account = format!("serviceAccount.name={name}");
+    let instance_id = format!("instanceID={}", instance.unwrap_or_default());
+    let mut args = vec![
+        "upgrade",
+        "--install",
+        &release,
+        &chart,
+        "-n",
+        &ns.name,
+        "--set",
+        "deploy=false",
+        "--set",
+        &watch,
+        "--set",
+        "leaderElection.enabled=true",
+        "--set",
+        &account,
+    ];
+    if sharding {
+        args.extend(["--set", "sharding.enabled=true"]);
+    }
+    if instance.is_some() {
+        args.extend(["--set", &instance_id]);
+    }
+    helm(&args).await?;
+    let path = service_account_kubeconfig(&ns.name, &name).await?;
+    ns.identities.insert(name, path.clone());
+    Ok(path)
+}
+
 /// Starts one of our controllers for one namespace: admin endpoints on a free port, debug logs
 /// of its own crate, its Lease (and `POD_NAMESPACE`) in the test's namespace, since tests run in
 /// parallel, each with its own controllers; then `extra` flags and `env`. Its log is part of the
@@ -399,6 +512,16 @@ pub async fn start_controller(
         ns.name.clone(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
+    if std::env::var_os(AS_ADMIN_ENV).is_none() {
+        let instance = extra
+            .iter()
+            .position(|a| *a == "--instance-id")
+            .and_then(|i| extra.get(i + 1))
+            .copied();
+        let kubeconfig = chart_identity(ns, binary, instance, extra.contains(&"--sharding")).await?;
+        args.push("--kubeconfig".into());
+        args.push(kubeconfig.display().to_string());
+    }
     let mut all_env = vec![("POD_NAMESPACE", ns.name.as_str())];
     all_env.extend(env.iter().copied());
     let mut process = Process::start_with_env(binary, &args, &all_env)?;
@@ -641,7 +764,7 @@ pub async fn service_account_kubeconfig(namespace: &str, service_account: &str) 
     let accounts: Api<ServiceAccount> = Api::namespaced(client().await?, namespace);
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
+            expiration_seconds: Some(4 * 3600),
             ..Default::default()
         }),
         ..Default::default()

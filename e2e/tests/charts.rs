@@ -24,7 +24,7 @@ use axum::{
     routing::{any, get},
 };
 use e2e::{
-    Process, TestNamespace, free_port, http_server, kubeconfig_path,
+    Process, TestNamespace, free_port, helm_bin, http_server, kubeconfig_path,
     rollout_ops::{set_image, status, wait_phase},
     service_account_kubeconfig, wait_for, wait_until, with_namespace,
 };
@@ -62,19 +62,6 @@ fn all_values(name: &str) -> String {
         .join("ci/all-values.yaml")
         .display()
         .to_string()
-}
-
-fn helm_bin() -> PathBuf {
-    if let Some(helm) = std::env::var_os("ARGO_RS_HELM") {
-        return PathBuf::from(helm);
-    }
-    if let Some(kubectl) = std::env::var_os("ARGO_RS_KUBECTL") {
-        let next_to = PathBuf::from(kubectl).with_file_name("helm");
-        if next_to.exists() {
-            return next_to;
-        }
-    }
-    PathBuf::from("helm")
 }
 
 /// Runs a command: `(success, stdout, stderr)`.
