@@ -50,3 +50,23 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .clone()
         .map_err(anyhow::Error::msg)
 }
+
+/// A local endpoint `/health` answering `{"ok": <value>}` (a web metric for `jsonPath: {$.ok}`),
+/// the value settable by the test (initially 1). Returns its URL and the value.
+pub async fn health_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicI64>) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    };
+    let value = Arc::new(AtomicI64::new(1));
+    let shared = value.clone();
+    let router = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let v = shared.load(Ordering::SeqCst);
+            async move { axum::Json(serde_json::json!({ "ok": v })) }
+        }),
+    );
+    let addr = serve(router).await;
+    (format!("http://{addr}/health"), value)
+}

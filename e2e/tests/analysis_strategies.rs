@@ -4,13 +4,9 @@
 //! completes the Job's pod).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicI64, Ordering},
-};
+use std::sync::atomic::Ordering;
 
 use anyhow::{Result, ensure};
-use axum::{Json, Router, routing::get};
 use e2e::{
     TestNamespace, http_server,
     rollout_ops::{self, set_image, status, wait_phase},
@@ -22,21 +18,6 @@ use serde_json::{Value, json};
 use shared_types::analysis::{AnalysisPhase, AnalysisRun};
 
 const V2_IMAGE: &str = "ghcr.io/ssup2/mock-go-server:2.0.0";
-
-/// A local endpoint answering `{"ok": <value>}`, the value settable by the test.
-async fn health_endpoint() -> (String, Arc<AtomicI64>) {
-    let value = Arc::new(AtomicI64::new(1));
-    let shared = value.clone();
-    let router = Router::new().route(
-        "/health",
-        get(move || {
-            let v = shared.load(Ordering::SeqCst);
-            async move { Json(json!({ "ok": v })) }
-        }),
-    );
-    let addr = http_server::serve(router).await;
-    (format!("http://{addr}/health"), value)
-}
 
 /// An AnalysisTemplate measuring the endpoint every second.
 fn template(name: &str, url: &str, count: Option<i32>, failure_limit: i32) -> Value {
@@ -84,7 +65,7 @@ async fn runs(ns: &TestNamespace) -> Result<Vec<(String, AnalysisPhase, String)>
 #[ignore = "needs the local cluster: run scripts/test.sh"]
 async fn background_analysis_aborts_the_canary() -> Result<()> {
     with_namespace("bg-analysis", async |ns| {
-        let (url, health) = health_endpoint().await;
+        let (url, health) = http_server::health_endpoint().await;
         let (_rc, _) = start_rollout_controller(ns, &[]).await?;
         let (_ac, _) = start_analysis_controller(ns, &[], &[]).await?;
         ns.apply_value(template("health", &url, None, 1)).await?;
@@ -136,7 +117,7 @@ async fn background_analysis_aborts_the_canary() -> Result<()> {
 #[ignore = "needs the local cluster: run scripts/test.sh"]
 async fn blue_green_pre_and_post_promotion_analysis() -> Result<()> {
     with_namespace("bg-prepost", async |ns| {
-        let (url, _health) = health_endpoint().await;
+        let (url, _health) = http_server::health_endpoint().await;
         let (_rc, _) = start_rollout_controller(ns, &[]).await?;
         let (_ac, _) = start_analysis_controller(ns, &[], &[]).await?;
         ns.apply_value(template("pre", &url, Some(2), 0)).await?;

@@ -7,15 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use anyhow::{Result, ensure};
-use axum::{Json, Router, routing::get};
 use e2e::{
     TestNamespace, argo, http_get, http_server,
     rollout_ops::{self, set_image},
@@ -31,21 +27,6 @@ use shared_types::{
 };
 
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A local endpoint answering `{"ok": <value>}`, the value settable by the test.
-async fn health_endpoint() -> (String, Arc<AtomicI64>) {
-    let value = Arc::new(AtomicI64::new(1));
-    let shared = value.clone();
-    let router = Router::new().route(
-        "/health",
-        get(move || {
-            let v = shared.load(Ordering::SeqCst);
-            async move { Json(json!({ "ok": v })) }
-        }),
-    );
-    let addr = http_server::serve(router).await;
-    (format!("http://{addr}/health"), value)
-}
 
 /// The seed's Manifest 6 (examples/seed/manifest06-experiment-example.yaml) with the duration
 /// shortened and the selectors Argo requires (the seed omits them; the CRD rejects that).
@@ -281,7 +262,7 @@ async fn seed_manifest_6_runs_three_versions_for_its_duration_then_scales_down()
 #[ignore = "needs the local cluster: run scripts/test.sh"]
 async fn failing_analysis_fails_the_experiment_with_its_message() -> Result<()> {
     with_namespace("exp-analysis", async |ns| {
-        let (url, value) = health_endpoint().await;
+        let (url, value) = http_server::health_endpoint().await;
         let (_analysis, _) = start_analysis_controller(ns, &[], &[]).await?;
         let (_controller, _) = start_experiment_controller(ns, &[]).await?;
         ns.apply_value(json!({
@@ -476,7 +457,7 @@ async fn the_experiment(ns: &TestNamespace) -> Result<Experiment> {
 #[ignore = "needs the local cluster: run scripts/test.sh"]
 async fn rollout_experiment_step_runs_stable_and_canary_then_continues() -> Result<()> {
     with_namespace("exp-step", async |ns| {
-        let (url, _health) = health_endpoint().await;
+        let (url, _health) = http_server::health_endpoint().await;
         let (_rc, _) = start_rollout_controller(ns, &[]).await?;
         let (_ac, _) = start_analysis_controller(ns, &[], &[]).await?;
         let (_ec, _) = start_experiment_controller(ns, &[]).await?;
@@ -544,7 +525,7 @@ async fn rollout_experiment_step_runs_stable_and_canary_then_continues() -> Resu
 #[ignore = "needs the local cluster: run scripts/test.sh"]
 async fn rollout_experiment_step_with_a_failing_analysis_aborts_the_rollout() -> Result<()> {
     with_namespace("exp-step-fail", async |ns| {
-        let (url, health) = health_endpoint().await;
+        let (url, health) = http_server::health_endpoint().await;
         health.store(0, Ordering::SeqCst);
         let (_rc, _) = start_rollout_controller(ns, &[]).await?;
         let (_ac, _) = start_analysis_controller(ns, &[], &[]).await?;
@@ -616,7 +597,7 @@ async fn killing_the_controller_keeps_the_duration_and_the_replica_sets() -> Res
 async fn rollout_experiment_step_inconclusive_pauses_until_promoted() -> Result<()> {
     with_namespace("exp-step-inconclusive", async |ns| {
         // Neither `result == 1` nor `result == 0`: every measurement is Inconclusive.
-        let (url, health) = health_endpoint().await;
+        let (url, health) = http_server::health_endpoint().await;
         health.store(2, Ordering::SeqCst);
         let (_rc, _) = start_rollout_controller(ns, &[]).await?;
         let (_ac, _) = start_analysis_controller(ns, &[], &[]).await?;
@@ -692,7 +673,7 @@ async fn rollout_experiment_step_inconclusive_pauses_until_promoted() -> Result<
 #[ignore = "needs the local cluster: run scripts/test.sh"]
 async fn plugin_creates_gets_and_terminates_an_experiment() -> Result<()> {
     with_namespace("exp-plugin", async |ns| {
-        let (url, _health) = health_endpoint().await;
+        let (url, _health) = http_server::health_endpoint().await;
         let (_analysis, _) = start_analysis_controller(ns, &[], &[]).await?;
         let (_controller, _) = start_experiment_controller(ns, &[]).await?;
         // A long required analysis and no duration: only `terminate` ends it.
